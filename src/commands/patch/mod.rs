@@ -1,0 +1,38 @@
+//! `git hop-patch`: a developer's work on one patch.
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+
+pub mod status;
+
+/// A developer's daily work on one patch of a git-hop project
+/// (PostgreSQL schema patches versioned in git).
+#[derive(Parser, Debug)]
+#[command(
+    name = "git-hop-patch",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(after_help = "See also: git hop-release (project set-up, releases, production).")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Status(status::Args),
+    #[command(hide = true)]
+    Completions(crate::commands::release::completions::Args),
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Status(a) => status::run(a),
+        Command::Completions(a) => {
+            crate::commands::release::completions::run::<Cli>(a, "hop-patch")
+        }
+    }
+}

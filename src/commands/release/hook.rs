@@ -1,0 +1,29 @@
+//! `hook <event>` (hidden): what the installed hook blocks call.
+
+use std::io::BufReader;
+
+use crate::error::Result;
+use crate::project::Project;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The hook: pre-push or post-merge
+    pub event: String,
+    /// What git passed to the hook
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub rest: Vec<String>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    match args.event.as_str() {
+        "pre-push" => {
+            // Outside a hop project the hook has nothing to enforce.
+            let Ok(project) = Project::from_cwd() else {
+                return Ok(());
+            };
+            crate::hooks::pre_push(project.clone.production, BufReader::new(std::io::stdin()))
+        }
+        // The post-merge notices come with the patch workflow; nothing to do yet.
+        _ => Ok(()),
+    }
+}

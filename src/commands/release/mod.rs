@@ -1,0 +1,54 @@
+//! `git hop-release`: project set-up, releases, production, the database
+//! and the hooks.
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+
+pub mod clone;
+pub mod completions;
+pub mod db;
+pub mod hook;
+pub mod hooks;
+pub mod init;
+pub mod status;
+
+/// Releases, production and project set-up for git-hop projects
+/// (PostgreSQL schema patches versioned in git).
+#[derive(Parser, Debug)]
+#[command(
+    name = "git-hop-release",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(after_help = "See also: git hop-patch (a developer's work on one patch).")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Init(init::Args),
+    Clone(clone::Args),
+    Status(status::Args),
+    Db(db::Args),
+    Hooks(hooks::Args),
+    #[command(hide = true)]
+    Hook(hook::Args),
+    #[command(hide = true)]
+    Completions(completions::Args),
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init(a) => init::run(a),
+        Command::Clone(a) => clone::run(a),
+        Command::Status(a) => status::run(a),
+        Command::Db(a) => db::run(a),
+        Command::Hooks(a) => hooks::run(a),
+        Command::Hook(a) => hook::run(a),
+        Command::Completions(a) => completions::run::<Cli>(a, "hop-release"),
+    }
+}

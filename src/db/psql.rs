@@ -1,0 +1,169 @@
+//! The runner for PostgreSQL's client programs (`psql`, `pg_dump`): the
+//! resolved connection reaches them as `PG*` environment variables (never on
+//! the command line), and their errors come back as `file:line: message`.
+
+use std::path::{Path, PathBuf};
+
+use crate::db::conn::{ConnParams, LIBPQ_ENV_VARS};
+use crate::db::pgbin;
+use crate::error::{Error, Result};
+
+/// A client program bound to one connection.
+pub struct Client {
+    bin: PathBuf,
+    params: ConnParams,
+}
+
+/// What a client program printed.
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Client {
+    pub fn psql(params: &ConnParams) -> Result<Client> {
+        Ok(Client {
+            bin: pgbin::client_tool("psql")?,
+            params: params.clone(),
+        })
+    }
+
+    pub fn pg_dump(params: &ConnParams) -> Result<Client> {
+        Ok(Client {
+            bin: pgbin::client_tool("pg_dump")?,
+            params: params.clone(),
+        })
+    }
+
+    fn expression(&self, args: &[&str]) -> duct::Expression {
+        // duct applies an expression's outer settings first, so a removal
+        // wrapped around a setting of the same variable would undo it: remove
+        // only what is not set.
+        let mut env = self.params.child_env();
+        env.push(("PGAPPNAME".into(), "git-hop".into()));
+        env.push(("PGTZ".into(), "UTC".into()));
+        let mut cmd = duct::cmd(&self.bin, args);
+        for var in LIBPQ_ENV_VARS {
+            if !env.iter().any(|(k, _)| k == var) {
+                cmd = cmd.env_remove(var);
+            }
+        }
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
+        }
+        cmd.env("LC_MESSAGES", "C")
+    }
+
+    /// Runs the program with `args` (never connection settings), feeding
+    /// `stdin`; a failure returns the program's error lines.
+    pub fn run(&self, args: &[&str], stdin: Option<&str>, cwd: Option<&Path>) -> Result<Output> {
+        let mut cmd = self
+            .expression(args)
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked();
+        cmd = match stdin {
+            Some(s) => cmd.stdin_bytes(s.as_bytes().to_vec()),
+            None => cmd.stdin_null(),
+        };
+        if let Some(dir) = cwd {
+            cmd = cmd.dir(dir);
+        }
+        let name = self
+            .bin
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let out = cmd
+            .run()
+            .map_err(|e| Error::new(format!("could not run {}: {e}", self.bin.display())))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() {
+            Ok(Output { stdout, stderr })
+        } else {
+            Err(Error::new(format!(
+                "{name} failed: {}",
+                error_lines(&stderr)
+            )))
+        }
+    }
+
+    /// Runs one SQL file with ON_ERROR_STOP, in one transaction when asked.
+    pub fn run_file(&self, file: &Path, single_transaction: bool) -> Result<()> {
+        let f = file.display().to_string();
+        let mut args = vec!["-X", "-q", "-v", "ON_ERROR_STOP=1"];
+        if single_transaction {
+            args.push("--single-transaction");
+        }
+        args.extend(["-f", &f]);
+        self.run(&args, None, None).map(|_| ())
+    }
+
+    /// Runs SQL given as text (as one transaction) and returns its
+    /// unaligned, tuples-only output.
+    pub fn query(&self, sql: &str) -> Result<String> {
+        let args = [
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "--single-transaction",
+            "-f",
+            "-",
+        ];
+        self.run(&args, Some(sql), None).map(|o| o.stdout)
+    }
+}
+
+/// The meaningful lines of a psql/pg_dump error output, joined on one line:
+/// `psql:FILE:LINE: ERROR: msg` becomes `FILE:LINE: ERROR: msg`.
+pub fn error_lines(stderr: &str) -> String {
+    let mut picked: Vec<String> = Vec::new();
+    for line in stderr.lines() {
+        let l = line.trim_end();
+        if l.is_empty() {
+            continue;
+        }
+        let l = l.strip_prefix("psql:").unwrap_or(l);
+        let l = l.strip_prefix("pg_dump: ").unwrap_or(l);
+        let is_main = l.contains("ERROR:") || l.contains("FATAL:") || l.starts_with("error:");
+        if is_main || picked.is_empty() {
+            picked.push(collapse_spaces(l));
+        }
+        if picked.len() >= 2 {
+            break;
+        }
+    }
+    if picked.is_empty() {
+        "no message".into()
+    } else {
+        picked.join(" / ")
+    }
+}
+
+fn collapse_spaces(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_lines_keep_file_line_and_message() {
+        let stderr =
+            "psql:/p/01.sql:3: ERROR:  relation \"x\" does not exist\nLINE 1: select * from x;\n";
+        assert_eq!(
+            error_lines(stderr),
+            "/p/01.sql:3: ERROR: relation \"x\" does not exist"
+        );
+        assert_eq!(error_lines(""), "no message");
+        assert_eq!(
+            error_lines("pg_dump: error: connection to server failed\n"),
+            "error: connection to server failed"
+        );
+    }
+}

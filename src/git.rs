@@ -1,0 +1,273 @@
+//! The git layer: gix for reads, the `git` binary (through one runner) for
+//! everything that writes, checks out, merges or talks to origin.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Environment variable set on git-hop's own `git push`, so that the
+/// `pre-push` hook lets protected refs through.
+pub const INTERNAL_PUSH_ENV: &str = "GIT_HOP_INTERNAL_PUSH";
+
+/// Runs the `git` binary in one directory.
+#[derive(Debug, Clone)]
+pub struct Git {
+    bin: PathBuf,
+    dir: PathBuf,
+}
+
+/// What a git process printed.
+#[derive(Debug)]
+pub struct Output {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Git {
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Git> {
+        let bin = which::which("git").map_err(|_| {
+            Error::new("git not found on PATH").hint("install git (apt-get install git)")
+        })?;
+        Ok(Git {
+            bin,
+            dir: dir.into(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The same runner in another directory.
+    pub fn at(&self, dir: impl Into<PathBuf>) -> Git {
+        Git {
+            bin: self.bin.clone(),
+            dir: dir.into(),
+        }
+    }
+
+    /// Runs git and returns what it printed, whatever its exit status.
+    pub fn output(&self, args: &[&str], env: &[(&str, &str)]) -> Result<Output> {
+        let mut cmd = duct::cmd(&self.bin, args)
+            .dir(&self.dir)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("LC_ALL", "C")
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked();
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
+        }
+        let out = cmd
+            .run()
+            .map_err(|e| Error::new(format!("could not run git: {e}")))?;
+        Ok(Output {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// Runs git; a non-zero exit is an error carrying git's message.
+    pub fn run(&self, args: &[&str]) -> Result<String> {
+        self.run_env(args, &[])
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Result<String> {
+        let out = self.output(args, env)?;
+        if out.ok {
+            Ok(out.stdout.trim_end().to_string())
+        } else {
+            let msg = first_lines(&out.stderr, &out.stdout);
+            Err(Error::new(format!("git {} failed: {msg}", args.join(" "))))
+        }
+    }
+
+    /// Pushes refs in one atomic push, as git-hop itself (the pre-push hook
+    /// lets it through). `leases` are `(ref, expected)` pairs, expected ""
+    /// meaning "must not exist yet".
+    pub fn push_atomic(
+        &self,
+        remote: &str,
+        refspecs: &[String],
+        leases: &[(String, String)],
+    ) -> Result<()> {
+        let mut args: Vec<String> = vec!["push".into(), "--atomic".into(), "--porcelain".into()];
+        for (r, expect) in leases {
+            args.push(format!("--force-with-lease={r}:{expect}"));
+        }
+        args.push(remote.into());
+        args.extend(refspecs.iter().cloned());
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.output(&argv, &[(INTERNAL_PUSH_ENV, "1")])?;
+        if out.ok {
+            Ok(())
+        } else {
+            Err(Error::new(format!(
+                "push to {remote} failed: {}",
+                first_lines(&out.stderr, &out.stdout)
+            )))
+        }
+    }
+}
+
+/// The most useful part of a failed process's output, on one line.
+pub fn first_lines(stderr: &str, stdout: &str) -> String {
+    let text = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
+        .take(3)
+        .collect();
+    if lines.is_empty() {
+        "no message".to_string()
+    } else {
+        lines.join(" / ")
+    }
+}
+
+/// Read access to a repository through gix.
+pub struct Repo {
+    repo: gix::Repository,
+    workdir: PathBuf,
+}
+
+impl Repo {
+    /// Opens the repository containing `dir`; `None` when there is none.
+    pub fn discover(dir: &Path) -> Option<Repo> {
+        let repo = gix::discover(dir).ok()?;
+        let workdir = repo.workdir()?.to_path_buf();
+        let workdir = workdir.canonicalize().unwrap_or(workdir);
+        Some(Repo { repo, workdir })
+    }
+
+    pub fn workdir(&self) -> &Path {
+        &self.workdir
+    }
+
+    /// The common git directory (`.git` of the main worktree).
+    pub fn common_dir(&self) -> PathBuf {
+        let d = self.repo.common_dir();
+        let d = if d.is_absolute() {
+            d.to_path_buf()
+        } else {
+            self.workdir.join(d)
+        };
+        d.canonicalize().unwrap_or(d)
+    }
+
+    /// The current branch's short name, `None` when HEAD is detached.
+    pub fn current_branch(&self) -> Option<String> {
+        let name = self.repo.head_name().ok()??;
+        Some(name.shorten().to_string())
+    }
+
+    /// The commit a revision names.
+    pub fn rev(&self, spec: &str) -> Option<String> {
+        let id = self.repo.rev_parse_single(spec).ok()?;
+        let obj = id.object().ok()?.peel_to_commit().ok()?;
+        Some(obj.id.to_string())
+    }
+
+    /// A file's content at a revision.
+    pub fn file_at(&self, rev: &str, path: &str) -> Option<Vec<u8>> {
+        let id = self
+            .repo
+            .rev_parse_single(format!("{rev}:{path}").as_str())
+            .ok()?;
+        Some(id.object().ok()?.data.clone())
+    }
+
+    /// Short names of the tags.
+    pub fn tags(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(refs) = self.repo.references()
+            && let Ok(tags) = refs.tags()
+        {
+            for r in tags.flatten() {
+                out.push(r.name().shorten().to_string());
+            }
+        }
+        out
+    }
+
+    /// Short names of the local branches.
+    pub fn local_branches(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(refs) = self.repo.references()
+            && let Ok(b) = refs.local_branches()
+        {
+            for r in b.flatten() {
+                out.push(r.name().shorten().to_string());
+            }
+        }
+        out
+    }
+
+    /// A value of the repository's git config (local, global, system).
+    pub fn config_string(&self, key: &str) -> Option<String> {
+        self.repo
+            .config_snapshot()
+            .string(key)
+            .map(|s| s.to_string())
+    }
+
+    /// Whether tracked files differ from HEAD (untracked files ignored).
+    pub fn is_dirty(&self) -> Result<bool> {
+        self.repo
+            .is_dirty()
+            .map_err(|e| Error::new(format!("could not read the work tree status: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_lines_prefers_stderr_and_skips_hints() {
+        assert_eq!(first_lines("fatal: no\nhint: try\n", "x"), "fatal: no");
+        assert_eq!(first_lines("  ", "out\n"), "out");
+        assert_eq!(first_lines("", ""), "no message");
+    }
+
+    #[test]
+    fn repo_reads_branch_tags_and_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let git = Git::new(tmp.path()).unwrap();
+        let env = [
+            ("GIT_CONFIG_GLOBAL", "/dev/null"),
+            ("GIT_CONFIG_NOSYSTEM", "1"),
+            ("GIT_AUTHOR_NAME", "t"),
+            ("GIT_AUTHOR_EMAIL", "t@e"),
+            ("GIT_COMMITTER_NAME", "t"),
+            ("GIT_COMMITTER_EMAIL", "t@e"),
+        ];
+        git.run_env(&["init", "-q", "-b", "ho-prod"], &env).unwrap();
+        std::fs::write(tmp.path().join("a.txt"), "hello").unwrap();
+        git.run_env(&["add", "a.txt"], &env).unwrap();
+        git.run_env(&["commit", "-q", "-m", "one"], &env).unwrap();
+        git.run_env(&["tag", "v0.0.0"], &env).unwrap();
+        let repo = Repo::discover(tmp.path()).unwrap();
+        assert_eq!(repo.current_branch().as_deref(), Some("ho-prod"));
+        assert_eq!(repo.tags(), vec!["v0.0.0".to_string()]);
+        assert_eq!(repo.file_at("v0.0.0", "a.txt").unwrap(), b"hello");
+        assert!(repo.rev("v0.0.0").is_some());
+        assert!(!repo.is_dirty().unwrap());
+        std::fs::write(tmp.path().join("a.txt"), "changed").unwrap();
+        assert!(repo.is_dirty().unwrap());
+        let err = git.run(&["rev-parse", "nope"]).unwrap_err();
+        assert!(
+            err.message.contains("git rev-parse nope failed"),
+            "{}",
+            err.message
+        );
+    }
+}

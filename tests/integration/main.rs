@@ -1,0 +1,29 @@
+//! The one integration-test binary: real binaries, real git with bare
+//! origins, a real throwaway PostgreSQL cluster.
+
+mod support;
+
+mod test_embedded;
+mod test_errors;
+mod test_hooks;
+mod test_init_clone;
+mod test_man;
+
+/// Every `test_*.rs` file must be listed above, or it silently never runs.
+#[test]
+fn every_test_file_is_included() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration");
+    let main = std::fs::read_to_string(dir.join("main.rs")).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some(module) = name
+            .strip_prefix("test_")
+            .and_then(|n| n.strip_suffix(".rs"))
+        {
+            assert!(
+                main.contains(&format!("mod test_{module};")),
+                "tests/integration/{name} is not in main.rs"
+            );
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The integration-test harness: one throwaway PostgreSQL cluster per test
+//! run (`pg`), and per test an isolated environment (`TestEnv`) in which the
+//! real binaries run as processes against real git.
+
+#![allow(dead_code)]
+
+pub mod pg;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// An isolated home for one test: its own HOME, git config, PATH with the
+/// freshly built binaries first, TZ=UTC, no PG* variables, no TTY.
+pub struct TestEnv {
+    pub tmp: tempfile::TempDir,
+    pub home: PathBuf,
+    pub work: PathBuf,
+    extra: Vec<(String, String)>,
+}
+
+pub fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_git-hop-release"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let tmp = tempfile::Builder::new().prefix("hop-t").tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(
+            home.join(".gitconfig"),
+            "[user]\n\tname = Test User\n\temail = test@example.com\n[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n",
+        )
+        .unwrap();
+        TestEnv {
+            tmp,
+            home,
+            work,
+            extra: Vec::new(),
+        }
+    }
+
+    /// A TestEnv whose commands use the shared test server for `db`.
+    pub fn with_server(db: &str) -> TestEnv {
+        let mut env = TestEnv::new();
+        env.set("HOP_DATABASE_URL", &pg::server().url(db));
+        env
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.extra.retain(|(k, _)| k != key);
+        self.extra.push((key.into(), value.into()));
+    }
+
+    pub fn unset(&mut self, key: &str) {
+        self.extra.retain(|(k, _)| k != key);
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.work.join(rel)
+    }
+
+    /// A command with the isolated environment, run in `dir` (relative to work).
+    pub fn cmd(&self, program: &str, dir: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear();
+        let path = format!(
+            "{}:{}",
+            bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        c.env("PATH", path)
+            .env("HOME", &self.home)
+            .env("GIT_CONFIG_GLOBAL", self.home.join(".gitconfig"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("TZ", "UTC")
+            .env("LC_ALL", "C")
+            .env("USER", whoami())
+            .current_dir(self.work.join(dir))
+            .stdin(Stdio::null());
+        for (k, v) in &self.extra {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs `git hop-release ARGS` (through git, as a user would).
+    pub fn release(&self, dir: &str, args: &[&str]) -> Run {
+        let mut a = vec!["hop-release"];
+        a.extend_from_slice(args);
+        self.run("git", dir, &a)
+    }
+
+    pub fn patch(&self, dir: &str, args: &[&str]) -> Run {
+        let mut a = vec!["hop-patch"];
+        a.extend_from_slice(args);
+        self.run("git", dir, &a)
+    }
+
+    pub fn git(&self, dir: &str, args: &[&str]) -> Run {
+        self.run("git", dir, args)
+    }
+
+    pub fn run(&self, program: &str, dir: &str, args: &[&str]) -> Run {
+        let out = self.cmd(program, dir).args(args).output().unwrap();
+        Run::from(program, args, out)
+    }
+
+    /// A bare repository to serve as origin.
+    pub fn bare_origin(&self, name: &str) -> PathBuf {
+        let p = self.tmp.path().join(format!("{name}.git"));
+        let r = self.run(
+            "git",
+            ".",
+            &["init", "-q", "--bare", "-b", "ho-prod", p.to_str().unwrap()],
+        );
+        r.ok();
+        p
+    }
+}
+
+pub fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| {
+        if is_root() {
+            "root".into()
+        } else {
+            "user".into()
+        }
+    })
+}
+
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// What a finished process printed, with assertions that show it all.
+pub struct Run {
+    pub cmdline: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(program: &str, args: &[&str], out: Output) -> Run {
+        Run {
+            cmdline: format!("{program} {}", args.join(" ")),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn show(&self) -> String {
+        format!(
+            "`{}` exited {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.cmdline, self.code, self.stdout, self.stderr
+        )
+    }
+
+    #[track_caller]
+    pub fn ok(&self) -> &Run {
+        assert_eq!(self.code, Some(0), "{}", self.show());
+        self
+    }
+
+    /// Fails with exit code `code`, one `error:` line, no panic/backtrace.
+    #[track_caller]
+    pub fn fails(&self, code: i32) -> &Run {
+        assert_eq!(self.code, Some(code), "{}", self.show());
+        assert!(!self.stderr.contains("panicked"), "{}", self.show());
+        assert!(!self.stderr.contains("RUST_BACKTRACE"), "{}", self.show());
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Run {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n{}",
+            self.show()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Run {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\n{}",
+            self.show()
+        );
+        self
+    }
+
+    pub fn out(&self) -> String {
+        self.stdout.trim_end().to_string()
+    }
+}
+
+/// Files under `dir` (relative paths, sorted), `.git` excluded.
+pub fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
+            out.push(p.strip_prefix(base).unwrap().display().to_string());
+            if p.is_dir() && !p.is_symlink() {
+                walk(base, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}

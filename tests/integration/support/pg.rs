@@ -1,0 +1,240 @@
+//! The integration tests' one PostgreSQL cluster per test process.
+//!
+//! [`server`] starts it lazily in a temporary folder under /tmp (fast
+//! settings, socket only) with a role `pwuser` (password `secret-pw`,
+//! scram-sha-256 on the socket). Rust tests have no global teardown, so a
+//! watchdog process, started with the cluster, waits for this process to end
+//! (end of file on a pipe only this process holds), then stops the cluster
+//! and removes the folder.
+
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use hop::db::cluster::{Cluster, ClusterOptions};
+use hop::db::pgbin;
+
+/// The role with a password, for tests of password authentication.
+pub const PW_USER: &str = "pwuser";
+pub const PW_PASSWORD: &str = "secret-pw";
+
+pub struct TestServer {
+    pub socket_dir: PathBuf,
+    pub port: u16,
+    pub superuser: String,
+    /// PGDATA of the cluster.
+    pub data_dir: PathBuf,
+    /// The temporary folder holding everything (removed by the watchdog).
+    pub base_dir: PathBuf,
+    psql: PathBuf,
+    cluster: Cluster,
+    /// Its other end is the watchdog's stdin: closed when this process ends.
+    _watchdog: std::io::PipeWriter,
+}
+
+static SERVER: OnceLock<TestServer> = OnceLock::new();
+
+/// The test process's cluster, started on first use.
+pub fn server() -> &'static TestServer {
+    SERVER.get_or_init(start)
+}
+
+fn no_postgres(e: hop::Error) -> ! {
+    panic!(
+        "cannot start the test PostgreSQL cluster:\n{}\n(the integration tests need PostgreSQL: run ./install.sh)",
+        e.render()
+    )
+}
+
+fn start() -> TestServer {
+    let base = tempfile::Builder::new()
+        .prefix("hop-test-")
+        .tempdir_in("/tmp")
+        .unwrap_or_else(|e| panic!("cannot create a temporary folder in /tmp: {e}"))
+        .keep();
+    let opts = ClusterOptions {
+        fast: true,
+        extra_hba: vec![format!("local all {PW_USER} scram-sha-256")],
+    };
+    let cluster = Cluster::at(&base, opts).unwrap_or_else(|e| no_postgres(e));
+    let psql = pgbin::client_tool("psql").unwrap_or_else(|e| no_postgres(e));
+    // The watchdog first, so that even a failed start is cleaned up.
+    let watchdog = start_watchdog(&cluster, &base);
+    cluster.ensure_started().unwrap_or_else(|e| no_postgres(e));
+    let server = TestServer {
+        socket_dir: cluster.socket_dir().to_path_buf(),
+        port: cluster.port(),
+        superuser: cluster.superuser().to_string(),
+        data_dir: cluster.data_dir().to_path_buf(),
+        base_dir: base,
+        psql,
+        cluster,
+        _watchdog: watchdog,
+    };
+    // The password goes through stdin, never a command line.
+    server.psql(
+        "postgres",
+        &format!("CREATE ROLE {PW_USER} LOGIN CREATEDB PASSWORD '{PW_PASSWORD}'"),
+    );
+    server
+}
+
+/// Starts `sh` as the cluster's owner, in its own session (Ctrl-C on the
+/// tests does not reach it), reading a pipe whose write end only this
+/// process holds (close-on-exec): at end of file it stops the cluster and
+/// removes the folders.
+fn start_watchdog(cluster: &Cluster, base: &Path) -> std::io::PipeWriter {
+    let pg_ctl = cluster
+        .pg_bin()
+        .unwrap_or_else(|e| no_postgres(e))
+        .tool("pg_ctl");
+    let (reader, writer) =
+        std::io::pipe().unwrap_or_else(|e| panic!("cannot create the watchdog's pipe: {e}"));
+    let script = r#"read _ignored
+"$1" stop -D "$2" -m immediate -w >/dev/null 2>&1
+rm -rf "$3" "$4""#;
+    let args: Vec<OsString> = vec![
+        "-c".into(),
+        script.into(),
+        "hop-test-watchdog".into(),
+        pg_ctl.into(),
+        cluster.data_dir().into(),
+        base.into(),
+        cluster.socket_dir().into(),
+    ];
+    let expr = cluster
+        .as_owner(duct::cmd("sh", args))
+        .stdin_file(reader)
+        .stdout_null()
+        .stderr_null()
+        .before_spawn(|cmd| {
+            // SAFETY: setsid is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::setsid();
+                    Ok(())
+                });
+            }
+            Ok(())
+        });
+    expr.start()
+        .unwrap_or_else(|e| panic!("cannot start the test cluster's watchdog: {e}"));
+    writer
+}
+
+impl TestServer {
+    /// Runs `sql` (from stdin) with `psql -X -At -v ON_ERROR_STOP=1` as the
+    /// superuser on `db`; returns stdout without its last newline. Panics with
+    /// psql's stderr on failure.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = duct::cmd(&self.psql, self.psql_args(&self.superuser, db))
+            .env_remove("PGPASSWORD")
+            .env_remove("PGSERVICE")
+            .stdin_bytes(sql)
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.psql.display()));
+        if !out.status.success() {
+            panic!(
+                "psql on database {db} failed:\n{}\nSQL:\n{sql}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.ends_with('\n') {
+            text.pop();
+        }
+        text
+    }
+
+    /// The arguments of psql connecting as `user` to `db` on this server.
+    pub fn psql_args(&self, user: &str, db: &str) -> Vec<OsString> {
+        vec![
+            "-X".into(),
+            "-At".into(),
+            "-v".into(),
+            "ON_ERROR_STOP=1".into(),
+            "-h".into(),
+            self.socket_dir.clone().into(),
+            "-p".into(),
+            self.port.to_string().into(),
+            "-U".into(),
+            user.into(),
+            "-d".into(),
+            db.into(),
+        ]
+    }
+
+    pub fn create_db(&self, name: &str) {
+        self.psql(
+            "postgres",
+            &format!("CREATE DATABASE {}", quote_ident(name)),
+        );
+    }
+
+    /// Drops `name` if it exists, ending its sessions.
+    pub fn drop_db(&self, name: &str) {
+        self.psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name)),
+        );
+    }
+
+    /// `postgresql://postgres@/<db>?host=<socket_dir>`.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgresql://{}@/{}?host={}",
+            self.superuser,
+            percent_encode(db),
+            percent_encode(&self.socket_dir.to_string_lossy())
+        )
+    }
+
+    /// `postgresql://postgres@/?host=<socket_dir>`: the server, no database.
+    pub fn server_url(&self) -> String {
+        format!(
+            "postgresql://{}@/?host={}",
+            self.superuser,
+            percent_encode(&self.socket_dir.to_string_lossy())
+        )
+    }
+
+    /// The normalized schema dump of `db` (as git-hop writes snapshots).
+    pub fn dump_schema(&self, db: &str) -> String {
+        let params = hop::db::conn::ConnParams::parse(&self.url(db)).unwrap();
+        hop::snapshot::dump_schema(&params).unwrap()
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+/// A database name not used before in this test run: `<prefix>_<pid>_<n>`.
+pub fn unique_db_name(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{}_{}_{n}", prefix.to_lowercase(), std::process::id())
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
