@@ -85,31 +85,89 @@ impl Git {
         }
     }
 
-    /// Pushes refs in one atomic push, as git-hop itself (the pre-push hook
-    /// lets it through). `leases` are `(ref, expected)` pairs, expected ""
-    /// meaning "must not exist yet".
-    pub fn push_atomic(
-        &self,
-        remote: &str,
-        refspecs: &[String],
-        leases: &[(String, String)],
-    ) -> Result<()> {
-        let mut args: Vec<String> = vec!["push".into(), "--atomic".into(), "--porcelain".into()];
-        for (r, expect) in leases {
-            args.push(format!("--force-with-lease={r}:{expect}"));
+    /// Runs git with `input` on stdin.
+    pub fn run_stdin(&self, args: &[&str], input: &[u8], env: &[(&str, &str)]) -> Result<String> {
+        let mut cmd = duct::cmd(&self.bin, args)
+            .dir(&self.dir)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("LC_ALL", "C")
+            .stdin_bytes(input.to_vec())
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked();
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
         }
-        args.push(remote.into());
-        args.extend(refspecs.iter().cloned());
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = self.output(&argv, &[(INTERNAL_PUSH_ENV, "1")])?;
-        if out.ok {
-            Ok(())
+        let out = cmd
+            .run()
+            .map_err(|e| Error::new(format!("could not run git: {e}")))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            Ok(stdout.trim_end().to_string())
         } else {
+            let stderr = String::from_utf8_lossy(&out.stderr);
             Err(Error::new(format!(
-                "push to {remote} failed: {}",
-                first_lines(&out.stderr, &out.stdout)
+                "git {} failed: {}",
+                args.join(" "),
+                first_lines(&stderr, &stdout)
             )))
         }
+    }
+
+    /// Makes a commit on top of `parent` with some files changed
+    /// (`Some(content)`) or removed (`None`), through a temporary index:
+    /// neither the work tree, the index nor any ref is touched. Returns the
+    /// new commit's id.
+    pub fn commit_changes(
+        &self,
+        parent: &str,
+        changes: &[(String, Option<Vec<u8>>)],
+        message: &str,
+    ) -> Result<String> {
+        let tmp = tempfile::Builder::new()
+            .prefix("hop-index")
+            .tempdir()
+            .map_err(|e| Error::new(format!("cannot create a temporary folder: {e}")))?;
+        let index = tmp.path().join("index");
+        let index_s = index.display().to_string();
+        let env = [("GIT_INDEX_FILE", index_s.as_str())];
+        self.run_env(&["read-tree", parent], &env)?;
+        for (path, content) in changes {
+            match content {
+                Some(bytes) => {
+                    let blob = self.run_stdin(&["hash-object", "-w", "--stdin"], bytes, &[])?;
+                    let info = format!("100644,{blob},{path}");
+                    self.run_env(&["update-index", "--add", "--cacheinfo", &info], &env)?;
+                }
+                None => {
+                    self.run_env(&["update-index", "--force-remove", path], &env)?;
+                }
+            }
+        }
+        let tree = self.run_env(&["write-tree"], &env)?;
+        self.run_stdin(
+            &["commit-tree", &tree, "-p", parent, "-F", "-"],
+            message.as_bytes(),
+            &[],
+        )
+    }
+
+    /// Whether `ancestor` is an ancestor of (or equal to) `of`.
+    pub fn is_ancestor(&self, ancestor: &str, of: &str) -> Result<bool> {
+        Ok(self
+            .output(&["merge-base", "--is-ancestor", ancestor, of], &[])?
+            .ok)
+    }
+
+    /// The commit a ref or revision names, `None` when it does not exist.
+    pub fn rev_parse(&self, rev: &str) -> Result<Option<String>> {
+        let spec = format!("{rev}^{{commit}}");
+        let out = self.output(&["rev-parse", "--verify", "--quiet", &spec], &[])?;
+        Ok(if out.ok {
+            Some(out.stdout.trim().to_string())
+        } else {
+            None
+        })
     }
 }
 

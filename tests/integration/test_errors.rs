@@ -115,7 +115,7 @@ fn failed_init_drops_the_database_it_created() {
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     env.release(".", &["init", &pkg, "--origin", origin.to_str().unwrap()])
         .fails(1)
-        .stderr_has("push to origin failed");
+        .stderr_has("push to origin");
     assert!(!env.path(&pkg).exists(), "folder left behind");
     assert_eq!(
         srv.psql(

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Result;
 
+pub mod create;
 pub mod status;
 
 /// A developer's daily work on one patch of a git-hop project
@@ -23,6 +24,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    Create(create::Args),
     Status(status::Args),
     #[command(hide = true)]
     Completions(crate::commands::release::completions::Args),
@@ -30,6 +32,7 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Create(a) => create::run(a),
         Command::Status(a) => status::run(a),
         Command::Completions(a) => {
             crate::commands::release::completions::run::<Cli>(a, "hop-patch")

@@ -8,6 +8,7 @@ use crate::db::database::{Database, quote_ident};
 use crate::db::meta;
 use crate::error::{Error, Result};
 use crate::git::{Git, Repo};
+use crate::origin::RefUpdate;
 use crate::project::PROD_BRANCH;
 use crate::settings::{self, CloneSettings, ProjectConfig};
 use crate::snapshot;
@@ -178,6 +179,7 @@ fn create(args: &Args, target: &Path, existed: bool, undo: &mut Undo) -> Result<
     ])?;
     git.run(&["tag", "-a", &v0.tag_name(), "-m", "[hop] release 0.0.0"])?;
     let commit = git.run(&["rev-parse", "HEAD"])?;
+    let tag_id = git.run(&["rev-parse", &format!("refs/tags/{}", v0.tag_name())])?;
     meta::set_commit(&mut client, &v0, &commit)?;
     crate::hooks::install(&git)?;
 
@@ -185,15 +187,12 @@ fn create(args: &Args, target: &Path, existed: bool, undo: &mut Undo) -> Result<
     let mut pushed = String::new();
     if let Some(origin) = &args.origin {
         git.run(&["remote", "add", "origin", origin])?;
-        let refs = vec![
-            format!("refs/heads/{PROD_BRANCH}:refs/heads/{PROD_BRANCH}"),
-            format!("refs/tags/{0}:refs/tags/{0}", v0.tag_name()),
-        ];
-        let leases = vec![
-            (format!("refs/heads/{PROD_BRANCH}"), String::new()),
-            (format!("refs/tags/{}", v0.tag_name()), String::new()),
-        ];
-        git.push_atomic("origin", &refs, &leases)?;
+        let origin_remote = crate::origin::Origin::of(&git)?
+            .ok_or_else(|| Error::new("the origin remote was not added"))?;
+        origin_remote.push(&[
+            RefUpdate::create(format!("refs/heads/{PROD_BRANCH}"), &commit),
+            RefUpdate::create(format!("refs/tags/{}", v0.tag_name()), &tag_id),
+        ])?;
         git.run(&[
             "branch",
             "-q",

@@ -11,6 +11,7 @@ pub mod db;
 pub mod hook;
 pub mod hooks;
 pub mod init;
+pub mod new;
 pub mod status;
 
 /// Releases, production and project set-up for git-hop projects
@@ -32,6 +33,7 @@ pub struct Cli {
 pub enum Command {
     Init(init::Args),
     Clone(clone::Args),
+    New(new::Args),
     Status(status::Args),
     Db(db::Args),
     Hooks(hooks::Args),
@@ -45,6 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(a) => init::run(a),
         Command::Clone(a) => clone::run(a),
+        Command::New(a) => new::run(a),
         Command::Status(a) => status::run(a),
         Command::Db(a) => db::run(a),
         Command::Hooks(a) => hooks::run(a),
