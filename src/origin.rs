@@ -148,6 +148,24 @@ impl Origin {
     }
 }
 
+/// A trailer that makes a reservation commit unique: two clones building
+/// the "same" commit in the same second would otherwise make the same
+/// object, and a push of a value origin already holds succeeds without a
+/// lease check, so both would think they won.
+pub fn unique_trailer() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let host = std::fs::read_to_string("/proc/sys/kernel/random/uuid").unwrap_or_default();
+    format!(
+        "\n\nHop-Reservation: {}-{nanos:x}-{:x}",
+        host.trim(),
+        std::process::id()
+    )
+}
+
 /// The reservation ref of a patch number (leading zeros ignored, so `007`
 /// and `7` are one number).
 pub fn patch_reservation(number: &str) -> String {

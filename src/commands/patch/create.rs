@@ -15,6 +15,7 @@ use crate::release_file::{self, PatchesFile};
 pub struct Args {
     /// Patch id: a number (usually an issue number), then optional -words
     /// of lower-case letters and digits, e.g. 42-add-users
+    #[arg(allow_hyphen_values = true)]
     pub id: String,
     /// What the patch does (goes into Patches/<id>/README.md)
     #[arg(short, long, value_name = "DESCRIPTION")]
@@ -105,7 +106,10 @@ pub fn run(args: Args) -> Result<()> {
             (rel_toml.clone(), Some(file.to_string().into_bytes())),
             (readme_rel.clone(), Some(readme.into_bytes())),
         ],
-        &format!("[hop] create patch {id} in release {version}"),
+        &format!(
+            "[hop] create patch {id} in release {version}{}",
+            crate::origin::unique_trailer()
+        ),
     )?;
     if let Some(o) = &origin
         && let Err(e) = o.push(&[

@@ -79,7 +79,10 @@ pub fn run(args: Args) -> Result<()> {
     let commit = git.commit_changes(
         &base,
         &[(rel.clone(), Some(content.into_bytes()))],
-        &format!("[hop] new release {next}"),
+        &format!(
+            "[hop] new release {next}{}",
+            crate::origin::unique_trailer()
+        ),
     )?;
     if let Some(o) = &origin {
         o.push(&[

@@ -227,3 +227,60 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A project initialized with a bare origin on the shared test server.
+pub struct Project {
+    pub env: TestEnv,
+    pub name: String,
+    pub origin: PathBuf,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        let mut env = TestEnv::new();
+        env.set("HOP_DATABASE_URL", &pg::server().server_url());
+        let name = pg::unique_db_name("p");
+        let origin = env.bare_origin("origin");
+        env.release(".", &["init", &name, "--origin", origin.to_str().unwrap()])
+            .ok();
+        Project { env, name, origin }
+    }
+
+    pub fn origin_url(&self) -> &str {
+        self.origin.to_str().unwrap()
+    }
+
+    /// Another developer's clone (own folder and database).
+    pub fn clone_as(&self, dir: &str) -> String {
+        let db = pg::unique_db_name(dir);
+        self.env
+            .release(".", &["clone", self.origin_url(), dir, "--database", &db])
+            .ok();
+        db
+    }
+
+    /// Everything that describes a clone's local state: refs, HEAD, status.
+    pub fn local_state(&self, dir: &str) -> String {
+        let refs = self
+            .env
+            .git(dir, &["for-each-ref", "--format=%(refname) %(objectname)"])
+            .out();
+        let head = self.env.git(dir, &["symbolic-ref", "-q", "HEAD"]).out();
+        let status = self
+            .env
+            .git(dir, &["status", "--porcelain", "--untracked-files=all"])
+            .out();
+        let files = tree(&self.env.path(dir)).join("\n");
+        format!("HEAD {head}\n{refs}\n--status\n{status}\n--files\n{files}")
+    }
+
+    pub fn origin_refs(&self) -> String {
+        self.env.git(".", &["ls-remote", self.origin_url()]).out()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        pg::server().drop_db(&self.name);
+    }
+}
