@@ -3,20 +3,25 @@
 //! are thin shells over this library.
 
 pub mod cli;
+pub mod codegen;
 pub mod commands;
 pub mod db;
 pub mod error;
+pub mod generate;
 pub mod git;
 pub mod hooks;
 pub mod man;
 pub mod origin;
 pub mod patch_id;
+pub mod patch_runner;
 pub mod preconditions;
 pub mod project;
+pub mod rebuild;
 pub mod release_file;
 pub mod settings;
 pub mod snapshot;
 pub mod undo;
+pub mod validation;
 pub mod version;
 
 pub use error::{Error, Result};

@@ -98,6 +98,20 @@ impl Project {
         BranchRole::of(self.current_branch().as_deref())
     }
 
+    /// The clone's working database (SPEC 5.1 resolution).
+    pub fn database(
+        &self,
+        opts: &crate::db::database::DbOptions,
+    ) -> Result<crate::db::database::Database> {
+        crate::db::database::Database::resolve(
+            opts,
+            &self.repo.common_dir(),
+            &self.clone,
+            self.config.database.name.as_deref(),
+            &self.config.project.package,
+        )
+    }
+
     /// `.git/hop`: the clone's private state (embedded cluster, backups).
     pub fn state_dir(&self) -> PathBuf {
         self.repo.common_dir().join("hop")

@@ -573,6 +573,18 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The release in preparation (in the work tree at `root`) that lists
+/// patch `id`, with its file.
+pub fn find_patch(root: &Path, id: &str) -> Result<Option<(Version, PatchesFile)>> {
+    for v in releases_in_preparation(root)? {
+        let file = PatchesFile::load(patches_path(root, &v))?;
+        if file.state(id).is_some() {
+            return Ok(Some((v, file)));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,22 +36,10 @@ impl Client {
     }
 
     fn expression(&self, args: &[&str]) -> duct::Expression {
-        // duct applies an expression's outer settings first, so a removal
-        // wrapped around a setting of the same variable would undo it: remove
-        // only what is not set.
         let mut env = self.params.child_env();
         env.push(("PGAPPNAME".into(), "git-hop".into()));
         env.push(("PGTZ".into(), "UTC".into()));
-        let mut cmd = duct::cmd(&self.bin, args);
-        for var in LIBPQ_ENV_VARS {
-            if !env.iter().any(|(k, _)| k == var) {
-                cmd = cmd.env_remove(var);
-            }
-        }
-        for (k, v) in env {
-            cmd = cmd.env(k, v);
-        }
-        cmd.env("LC_MESSAGES", "C")
+        with_connection_env(duct::cmd(&self.bin, args), env).env("LC_MESSAGES", "C")
     }
 
     /// Runs the program with `args` (never connection settings), feeding
@@ -116,6 +104,25 @@ impl Client {
         ];
         self.run(&args, Some(sql), None).map(|o| o.stdout)
     }
+}
+
+/// `cmd` with exactly the connection variables of `env`: every other libpq
+/// variable inherited from our environment is removed. (duct applies the
+/// innermost setting last, so removing a variable around a setting of it
+/// would undo the setting: only what is not set gets removed.)
+pub fn with_connection_env(
+    mut cmd: duct::Expression,
+    env: Vec<(String, String)>,
+) -> duct::Expression {
+    for var in LIBPQ_ENV_VARS {
+        if !env.iter().any(|(k, _)| k == var) {
+            cmd = cmd.env_remove(var);
+        }
+    }
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
+    cmd
 }
 
 /// The meaningful lines of a psql/pg_dump error output, joined on one line:

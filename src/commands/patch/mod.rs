@@ -4,8 +4,11 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Result;
 
+pub mod apply;
 pub mod create;
+pub mod merge;
 pub mod status;
+pub mod sync;
 
 /// A developer's daily work on one patch of a git-hop project
 /// (PostgreSQL schema patches versioned in git).
@@ -25,6 +28,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Create(create::Args),
+    Apply(apply::Args),
+    Merge(merge::Args),
+    Sync(sync::Args),
     Status(status::Args),
     #[command(hide = true)]
     Completions(crate::commands::release::completions::Args),
@@ -33,6 +39,9 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Create(a) => create::run(a),
+        Command::Apply(a) => apply::run(a),
+        Command::Merge(a) => merge::run(a),
+        Command::Sync(a) => sync::run(a),
         Command::Status(a) => status::run(a),
         Command::Completions(a) => {
             crate::commands::release::completions::run::<Cli>(a, "hop-patch")

@@ -167,6 +167,7 @@ fn clone(args: &Args, cwd: &Path, dir: &Path, existed: bool, undo: &mut Undo) ->
         load(&db, &project, &version)?;
         how = format!("created the database {} at version {version}", db.name());
     }
+    let generated = crate::generate::regenerate(&project.root, &project.config, &db)?;
     crate::hooks::install(g)?;
     let role = if args.production {
         " (production clone)"
@@ -174,10 +175,11 @@ fn clone(args: &Args, cwd: &Path, dir: &Path, existed: bool, undo: &mut Undo) ->
         ""
     };
     Ok(format!(
-        "cloned {} into {}{role}\n{how} on {}\nhooks installed\n\nnext steps:\n  cd {}\n  git hop-release status",
+        "cloned {} into {}{role}\n{how} on {}\n{}\nhooks installed\n\nnext steps:\n  cd {}\n  git hop-release status",
         args.url,
         dir.display(),
         db.server(),
+        crate::generate::summary(&generated),
         dir.display()
     ))
 }

@@ -1,7 +1,6 @@
 //! `git hop-release db status|start|stop`: the clone's embedded cluster.
 
 use crate::commands::db_args::DbArgs;
-use crate::db::database::Database;
 use crate::error::{Error, Result};
 use crate::project::Project;
 
@@ -27,13 +26,7 @@ pub enum Action {
 
 pub fn run(args: Args) -> Result<()> {
     let project = Project::from_cwd()?;
-    let db = Database::resolve(
-        &args.db.options(None),
-        &project.repo.common_dir(),
-        &project.clone,
-        project.config.database.name.as_deref(),
-        &project.config.project.package,
-    )?;
+    let db = project.database(&args.db.options(None))?;
     let Some(cluster) = &db.cluster else {
         return match args.action {
             Action::Status => {

@@ -8,6 +8,7 @@ use crate::error::Result;
 pub mod clone;
 pub mod completions;
 pub mod db;
+pub mod generate;
 pub mod hook;
 pub mod hooks;
 pub mod init;
@@ -36,6 +37,7 @@ pub enum Command {
     New(new::Args),
     Status(status::Args),
     Db(db::Args),
+    Generate(generate::Args),
     Hooks(hooks::Args),
     #[command(hide = true)]
     Hook(hook::Args),
@@ -50,6 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::New(a) => new::run(a),
         Command::Status(a) => status::run(a),
         Command::Db(a) => db::run(a),
+        Command::Generate(a) => generate::run(a),
         Command::Hooks(a) => hooks::run(a),
         Command::Hook(a) => hook::run(a),
         Command::Completions(a) => completions::run::<Cli>(a, "hop-release"),

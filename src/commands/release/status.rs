@@ -4,7 +4,6 @@
 use serde::Serialize;
 
 use crate::commands::db_args::DbArgs;
-use crate::db::database::Database;
 use crate::db::meta;
 use crate::error::Result;
 use crate::project::Project;
@@ -52,13 +51,7 @@ pub fn run(args: Args) -> Result<()> {
     let production = version::latest_production(tags.iter().map(String::as_str));
     let model = snapshot::current_version(&project.root).ok();
     let releases = release_file::releases_in_preparation(&project.root)?;
-    let db = Database::resolve(
-        &args.db.options(None),
-        &project.repo.common_dir(),
-        &project.clone,
-        project.config.database.name.as_deref(),
-        &project.config.project.package,
-    )?;
+    let db = project.database(&args.db.options(None))?;
     let (db_version, db_error) = match db
         .connect()
         .and_then(|mut c| meta::database_version(&mut c))

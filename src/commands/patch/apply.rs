@@ -1,0 +1,61 @@
+//! `git hop-patch apply`: rebuilds the working database with the release's
+//! staged patches and this one, in TOML order, then regenerates code.
+
+use crate::commands::db_args::DbArgs;
+use crate::error::{Error, Result};
+use crate::preconditions;
+use crate::project::Project;
+use crate::rebuild;
+use crate::release_file;
+
+/// Rebuild the working database: production snapshot, then the release's
+/// staged patches and this patch in TOML order; then regenerate code.
+/// The work tree may hold uncommitted changes.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let project = Project::from_cwd()?;
+    preconditions::development(&project, "git hop-patch apply")?;
+    let id = preconditions::on_patch_branch(&project, "git hop-patch apply")?;
+    let (version, file) =
+        release_file::find_patch(&project.root, id.as_str())?.ok_or_else(|| {
+            Error::new(format!(
+                "Patch not found in candidates file: no release in preparation lists {id}"
+            ))
+            .hint("git hop-patch sync brings the release file up to date")
+        })?;
+    let order = rebuild::patch_order(&file, Some(&id))?;
+    let db = project.database(&args.db.options(None))?;
+    println!(
+        "rebuilding {} for release {version}: {}",
+        db.describe(),
+        list(&order)
+    );
+    let mut out = std::io::stdout();
+    let conf_dir = crate::generate::working_config_dir(&project.state_dir());
+    let env = crate::generate::environment(&conf_dir, &project.root, &project.config, &db)?;
+    let report = rebuild::rebuild(&db, &project.root, &version, &order, env, &mut out)?;
+    let generated = crate::generate::regenerate(&project.root, &project.config, &db)?;
+    println!("{}", crate::generate::summary(&generated));
+    println!(
+        "half_orm config for this database: export HALFORM_CONF_DIR={}",
+        conf_dir.display()
+    );
+    println!(
+        "\napplied {} patch(es) in {} ms\n\nnext steps:\n  run your tests, then: git add -A && git commit\n  git hop-patch merge",
+        report.patches.len(),
+        report.total.as_millis()
+    );
+    Ok(())
+}
+
+fn list(ids: &[crate::patch_id::PatchId]) -> String {
+    ids.iter()
+        .map(|i| i.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

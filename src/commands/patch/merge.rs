@@ -1,0 +1,144 @@
+//! `git hop-patch merge`: validates the patch with the release in a
+//! temporary worktree and database, then stages it (SPEC 4.3, 4.4).
+
+use crate::commands::db_args::DbArgs;
+use crate::error::{Error, Result};
+use crate::origin::{Origin, REMOTE, RefUpdate};
+use crate::preconditions;
+use crate::project::{Project, RELEASE_PREFIX};
+use crate::release_file;
+use crate::validation;
+
+/// Validate and merge the current patch into its release: in a temporary
+/// worktree and database (your work tree and working database are not
+/// touched), merge the release and the patch, rebuild from the production
+/// snapshot with the staged patches and this one in TOML order, compare the
+/// regenerated code with the committed code, run the tests. Only if all
+/// passes: merge into ho-release/X.Y.Z, mark the patch staged, delete
+/// ho-patch/<id>, push
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let project = Project::from_cwd()?;
+    preconditions::development(&project, "git hop-patch merge")?;
+    let id = preconditions::on_patch_branch(&project, "git hop-patch merge")?;
+    preconditions::clean(&project)?;
+    let (version, _) = release_file::find_patch(&project.root, id.as_str())?.ok_or_else(|| {
+        Error::new(format!(
+            "Patch not found in candidates file: no release in preparation lists {id}"
+        ))
+        .hint("git hop-patch sync brings the release file up to date")
+    })?;
+    let git = &project.git;
+    let release_branch = format!("{RELEASE_PREFIX}{version}");
+    let patch_branch = id.branch();
+    let patch_commit = git.run(&["rev-parse", "HEAD"])?;
+    let origin = Origin::of(git)?;
+
+    // Where the release and the patch stand on origin.
+    let local_release = git.rev_parse(&format!("refs/heads/{release_branch}"))?;
+    let mut origin_patch = None;
+    let release_commit = if let Some(o) = &origin {
+        o.fetch()?;
+        let remote_release = git
+            .rev_parse(&format!("refs/remotes/{REMOTE}/{release_branch}"))?
+            .ok_or_else(|| Error::new(format!("{release_branch} does not exist on origin")))?;
+        if let Some(local) = &local_release
+            && local != &remote_release
+            && !git.is_ancestor(local, &remote_release)?
+        {
+            return Err(Error::new(format!("{release_branch} has local commits that are not on origin"))
+                    .hint(format!("git-hop adds to release branches only through its commands: git branch -f {release_branch} origin/{release_branch} (after saving those commits elsewhere)")));
+        }
+        origin_patch = git.rev_parse(&format!("refs/remotes/{REMOTE}/{patch_branch}"))?;
+        if let Some(op) = &origin_patch
+            && !git.is_ancestor(op, &patch_commit)?
+        {
+            return Err(Error::new(format!(
+                "origin's {patch_branch} has commits that your branch lacks"
+            ))
+            .hint("git pull, then git hop-patch merge again"));
+        }
+        remote_release
+    } else {
+        local_release
+            .clone()
+            .ok_or_else(|| Error::new(format!("branch {release_branch} not found")))?
+    };
+
+    // Validate (temporary worktree and database, removed on every path).
+    let working = project.database(&args.db.options(None))?;
+    let staged = validation::validate_merge(
+        &project,
+        &working,
+        &version,
+        &release_commit,
+        &patch_commit,
+        &id,
+    )?;
+
+    // Publish in one atomic push, then move local refs.
+    if let Some(o) = &origin {
+        let mut updates = vec![RefUpdate::update(
+            format!("refs/heads/{release_branch}"),
+            &staged,
+            &release_commit,
+        )];
+        if let Some(op) = &origin_patch {
+            updates.push(RefUpdate::delete(format!("refs/heads/{patch_branch}"), op));
+        }
+        o.push(&updates).map_err(|e| {
+            e.context(format!("cannot merge {id}"))
+                .hint("nothing was changed: if another patch was merged meanwhile, run git hop-patch merge again")
+        })?;
+    }
+    match &local_release {
+        Some(old) => git.run(&[
+            "update-ref",
+            &format!("refs/heads/{release_branch}"),
+            &staged,
+            old,
+        ])?,
+        None => git.run(&[
+            "update-ref",
+            &format!("refs/heads/{release_branch}"),
+            &staged,
+        ])?,
+    };
+    git.run(&["switch", "-q", &release_branch])?;
+    git.run(&["branch", "-q", "-D", &patch_branch])?;
+    if origin.is_some() {
+        let _ = git.run(&[
+            "branch",
+            "-q",
+            "--set-upstream-to",
+            &format!("{REMOTE}/{release_branch}"),
+        ]);
+    }
+
+    let file =
+        release_file::PatchesFile::load(release_file::patches_path(&project.root, &version))?;
+    println!(
+        "\nmerged {id} into {release_branch}: staged ({} staged, {} candidate(s))",
+        file.staged().len(),
+        file.candidates().len()
+    );
+    if origin.is_some() {
+        println!("pushed {release_branch}; deleted {patch_branch} locally and on origin");
+    }
+    let others = file.candidates();
+    if !others.is_empty() {
+        println!(
+            "these candidates must now run `git hop-patch sync`: {}",
+            others.join(", ")
+        );
+    }
+    println!(
+        "\nnext steps:\n  git hop-patch create <id>      # another patch\n  git hop-release promote rc     # when the release is complete"
+    );
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! `git hop-patch sync`: brings the release's latest state into the patch
+//! branch (SPEC 4.3).
+
+use crate::error::{Error, Result};
+use crate::origin::{Origin, REMOTE, RefUpdate};
+use crate::preconditions;
+use crate::project::{Project, RELEASE_PREFIX};
+use crate::release_file;
+
+/// Merge the latest ho-release/X.Y.Z from origin into the current patch
+/// branch (and push the patch branch)
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> Result<()> {
+    let project = Project::from_cwd()?;
+    preconditions::development(&project, "git hop-patch sync")?;
+    let id = preconditions::on_patch_branch(&project, "git hop-patch sync")?;
+    preconditions::clean(&project)?;
+    let (version, _) = release_file::find_patch(&project.root, id.as_str())?.ok_or_else(|| {
+        Error::new(format!(
+            "Patch not found in candidates file: no release in preparation lists {id}"
+        ))
+    })?;
+    let git = &project.git;
+    let release_branch = format!("{RELEASE_PREFIX}{version}");
+    let origin = Origin::of(git)?;
+    let source = match &origin {
+        Some(o) => {
+            o.fetch()?;
+            format!("{REMOTE}/{release_branch}")
+        }
+        None => release_branch.clone(),
+    };
+    let before = git.run(&["rev-parse", "HEAD"])?;
+    let out = git.output(
+        &[
+            "merge",
+            "--no-edit",
+            "-q",
+            "-m",
+            &format!("[hop] sync {id} with release {version}"),
+            &source,
+        ],
+        &[],
+    )?;
+    if !out.ok {
+        let conflicts = git
+            .run(&["diff", "--name-only", "--diff-filter=U"])
+            .unwrap_or_default();
+        let files: Vec<&str> = conflicts.lines().collect();
+        return Err(if files.is_empty() {
+            Error::new(format!(
+                "cannot merge {source}: {}",
+                crate::git::first_lines(&out.stderr, &out.stdout)
+            ))
+        } else {
+            Error::new(format!("merging {source} conflicts in: {}", files.join(", ")))
+                .hint("resolve them, git add and git commit (the merge is in progress), then git hop-patch apply")
+        });
+    }
+    let after = git.run(&["rev-parse", "HEAD"])?;
+    if after == before {
+        println!("{} is up to date with {source}", id.branch());
+        return Ok(());
+    }
+    if let Some(o) = &origin {
+        let branch = id.branch();
+        let remote = git.rev_parse(&format!("refs/remotes/{REMOTE}/{branch}"))?;
+        let update = match &remote {
+            Some(r) => RefUpdate::update(format!("refs/heads/{branch}"), &after, r),
+            None => RefUpdate::create(format!("refs/heads/{branch}"), &after),
+        };
+        o.push(&[update])?;
+    }
+    println!(
+        "merged {source} into {}\n\nnext step:\n  git hop-patch apply      # rebuild the database with the new staged patches",
+        id.branch()
+    );
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! Rebuilding a database for a release in preparation (SPEC 4.3 apply, 4.4
+//! steps 2–3): a fresh database from the production snapshot, then the
+//! release's staged patches in TOML order, then the current patch.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::db::database::Database;
+use crate::error::{Error, Result};
+use crate::patch_id::PatchId;
+use crate::patch_runner::{self, PatchToRun, RunOptions, RunReport};
+use crate::release_file::PatchesFile;
+use crate::snapshot;
+use crate::version::Version;
+
+/// The patches to run for `current` (staged head, then `current` unless
+/// it is staged already), in TOML order (SPEC 4.4).
+pub fn patch_order(file: &PatchesFile, current: Option<&PatchId>) -> Result<Vec<PatchId>> {
+    let mut ids = Vec::new();
+    for id in file.staged() {
+        ids.push(PatchId::parse(&id)?);
+    }
+    if let Some(c) = current
+        && !ids.iter().any(|i| i == c)
+    {
+        ids.push(c.clone());
+    }
+    Ok(ids)
+}
+
+/// Drops and recreates `db`, loads the production snapshot found in `root`,
+/// and runs `patches` (folders under `root/Patches`).
+pub fn rebuild(
+    db: &Database,
+    root: &Path,
+    release: &Version,
+    patches: &[PatchId],
+    extra_env: Vec<(String, String)>,
+    out: &mut dyn Write,
+) -> Result<RunReport> {
+    let production = snapshot::current_version(root)?;
+    db.ensure_server()?;
+    if db.exists()? {
+        db.drop_database()?;
+    }
+    db.create()?;
+    let started = std::time::Instant::now();
+    snapshot::load(&db.params, root, &production)?;
+    let _ = writeln!(
+        out,
+        "database {}: production snapshot {production} loaded ({} ms)",
+        db.name(),
+        started.elapsed().as_millis()
+    );
+    let mut to_run = Vec::new();
+    for id in patches {
+        let dir = root.join("Patches").join(id.as_str());
+        if !dir.is_dir() {
+            return Err(
+                Error::new(format!("patch folder Patches/{id} is missing")).hint(format!(
+                    "the release lists {id}: is its merge committed? (git log -- Patches/{id})"
+                )),
+            );
+        }
+        to_run.push(PatchToRun {
+            id: id.clone(),
+            dir,
+        });
+    }
+    patch_runner::run_patches(
+        &db.params,
+        release,
+        &to_run,
+        RunOptions {
+            root,
+            extra_env,
+            out,
+        },
+    )
+}

@@ -1,0 +1,244 @@
+//! Validation (SPEC 4.4): in a temporary worktree and a temporary database,
+//! so the user's work tree and working database are never touched: merge,
+//! fresh database from the production snapshot, patches in TOML order,
+//! regenerated code compared with the committed code, tests run against
+//! the database under test. Everything temporary is removed on every path.
+
+use std::path::{Path, PathBuf};
+
+use crate::db::database::Database;
+use crate::error::{Error, Result};
+use crate::git::Git;
+use crate::patch_id::PatchId;
+use crate::project::Project;
+use crate::rebuild;
+use crate::release_file::{self, PatchesFile};
+use crate::version::Version;
+
+/// A detached worktree under `.git/hop/tmp/`, removed when dropped.
+pub struct Worktree {
+    main: Git,
+    pub path: PathBuf,
+    pub git: Git,
+}
+
+impl Worktree {
+    pub fn add(project: &Project, commit: &str) -> Result<Worktree> {
+        let tmp = project.state_dir().join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+        prune_stale(project, &tmp);
+        let path = tmp.join(format!("validate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let p = path.display().to_string();
+        project
+            .git
+            .run(&["worktree", "add", "-q", "--detach", &p, commit])?;
+        Ok(Worktree {
+            main: project.git.clone(),
+            git: project.git.at(&path),
+            path,
+        })
+    }
+}
+
+impl Drop for Worktree {
+    fn drop(&mut self) {
+        let p = self.path.display().to_string();
+        let _ = self.main.run(&["worktree", "remove", "--force", &p]);
+        let _ = std::fs::remove_dir_all(&self.path);
+        let _ = self.main.run(&["worktree", "prune"]);
+    }
+}
+
+/// Worktrees left by a killed run (their process is gone).
+fn prune_stale(project: &Project, tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("validate-")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let p = e.path().display().to_string();
+            let _ = project.git.run(&["worktree", "remove", "--force", &p]);
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let _ = project.git.run(&["worktree", "prune"]);
+}
+
+/// A temporary database on the working database's server, dropped when
+/// dropped.
+pub struct TempDatabase {
+    pub db: Database,
+}
+
+impl TempDatabase {
+    pub fn new(working: &Database, purpose: &str) -> TempDatabase {
+        let mut base: String = working.name().chars().take(30).collect();
+        base.push_str(&format!("_hop_{purpose}_{}", std::process::id()));
+        let db = Database {
+            source: working.source,
+            params: working.params.with_dbname(&base),
+            cluster: working.cluster.clone(),
+        };
+        TempDatabase { db }
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        let _ = self.db.drop_database();
+    }
+}
+
+/// Validates merging `patch_commit` (patch `id`) into the release whose
+/// branch is at `release_commit`. Returns the commit to become the
+/// release branch: the merge, with the patch staged at the end of the
+/// staged head of the TOML.
+pub fn validate_merge(
+    project: &Project,
+    working: &Database,
+    version: &Version,
+    release_commit: &str,
+    patch_commit: &str,
+    id: &PatchId,
+) -> Result<String> {
+    let wt = Worktree::add(project, release_commit)?;
+    let release_branch = format!("ho-release/{version}");
+    // 1. Merge.
+    let merged = wt.git.output(
+        &["merge", "--no-ff", "--no-commit", "-q", patch_commit],
+        &[],
+    )?;
+    if !merged.ok {
+        let conflicts = wt
+            .git
+            .run(&["diff", "--name-only", "--diff-filter=U"])
+            .unwrap_or_default();
+        let files: Vec<&str> = conflicts.lines().collect();
+        return Err(if files.is_empty() {
+            Error::new(format!(
+                "cannot merge {} into {release_branch}: {}",
+                id.branch(),
+                crate::git::first_lines(&merged.stderr, &merged.stdout)
+            ))
+        } else {
+            Error::new(format!(
+                "merging {} into {release_branch} conflicts in: {}",
+                id.branch(),
+                files.join(", ")
+            ))
+            .hint(
+                "git hop-patch sync, resolve the conflicts, commit, then git hop-patch merge again",
+            )
+        });
+    }
+    let toml = release_file::patches_path(&wt.path, version);
+    let mut file = PatchesFile::load(&toml)?;
+    if file.state(id.as_str()).is_none() {
+        return Err(Error::new(format!(
+            "Patch not found in candidates file: release {version} does not list {id}"
+        )));
+    }
+    file.mark_staged(id.as_str())?;
+    file.save()?;
+    let rel = toml
+        .strip_prefix(&wt.path)
+        .unwrap_or(&toml)
+        .display()
+        .to_string();
+    wt.git.run(&["add", "--", &rel])?;
+    wt.git.run(&[
+        "commit",
+        "-q",
+        "--no-verify",
+        "-m",
+        &format!("[hop] merge patch {id} into release {version}"),
+    ])?;
+    let commit = wt.git.run(&["rev-parse", "HEAD"])?;
+
+    validate_tree(project, working, &wt, version, &file)?;
+    Ok(commit)
+}
+
+/// Steps 2–5 of SPEC 4.4 on a checked-out worktree.
+pub fn validate_tree(
+    project: &Project,
+    working: &Database,
+    wt: &Worktree,
+    version: &Version,
+    file: &PatchesFile,
+) -> Result<()> {
+    let order = rebuild::patch_order(file, None)?;
+    let temp = TempDatabase::new(working, "validate");
+    println!(
+        "validating release {version} in a temporary worktree and database {}: {}",
+        temp.db.name(),
+        order
+            .iter()
+            .map(|i| i.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let conf = tempfile::Builder::new()
+        .prefix("hop-halform")
+        .tempdir()
+        .map_err(|e| Error::new(format!("cannot create a temporary folder: {e}")))?;
+    let env = crate::generate::environment(conf.path(), &wt.path, &project.config, &temp.db)?;
+    let mut out = std::io::stdout();
+    rebuild::rebuild(&temp.db, &wt.path, version, &order, env.clone(), &mut out)?;
+    let generated = crate::generate::regenerate(&wt.path, &project.config, &temp.db)?;
+    println!("{}", crate::generate::summary(&generated));
+    // Generated code must equal the committed code.
+    let dirty = wt
+        .git
+        .run(&["status", "--porcelain", "--untracked-files=all"])?;
+    if !dirty.trim().is_empty() {
+        let files: Vec<&str> = dirty.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
+        return Err(Error::new(format!(
+            "generated code is out of date: {}",
+            files.join(", ")
+        ))
+        .hint("run git hop-patch apply and commit"));
+    }
+    run_tests(project, &wt.path, env)
+}
+
+/// Runs `[tests] command` from `root` with the database under test exported.
+pub fn run_tests(project: &Project, root: &Path, mut env: Vec<(String, String)>) -> Result<()> {
+    let Some(command) = project.config.tests.command.as_deref() else {
+        println!("no [tests] command in .hop/config: tests skipped");
+        return Ok(());
+    };
+    println!("running tests: {command}");
+    env.push(("HOP_TESTING".into(), "1".into()));
+    let cmd = crate::db::psql::with_connection_env(duct::cmd("sh", ["-c", command]), env)
+        .dir(root)
+        .stdin_null();
+    // Test output goes to the user's stderr so that it never mixes with
+    // machine-readable stdout.
+    let out = cmd
+        .stdout_to_stderr()
+        .unchecked()
+        .run()
+        .map_err(|e| Error::new(format!("cannot run the tests ({command}): {e}")))?;
+    if out.status.success() {
+        println!("tests passed");
+        Ok(())
+    } else {
+        Err(Error::new(format!(
+            "tests failed ({command} exited {})",
+            out.status
+                .code()
+                .map(|c| c.to_string())
+                .unwrap_or("on a signal".into())
+        ))
+        .hint("fix the tests or the patch, commit, and run the command again"))
+    }
+}

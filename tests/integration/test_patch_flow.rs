@@ -1,0 +1,268 @@
+//! The developer's loop: apply, merge (test-gated, in a temporary worktree
+//! and database), sync, two developers, and failures that must leave
+//! nothing behind.
+
+use crate::support::{Project, TestEnv, pg};
+
+/// Writes a file under the clone `dir`.
+fn write(env: &TestEnv, dir: &str, rel: &str, text: &str) {
+    let p = env.path(dir).join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// Makes the project's test command a shell script checking the database.
+fn use_test_script(env: &TestEnv, dir: &str, script: &str) {
+    let cfg = env.path(dir).join(".hop/config");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("command = \"pytest\"", "command = \"sh tests/check.sh\"");
+    std::fs::write(cfg, text).unwrap();
+    write(env, dir, "tests/check.sh", script);
+}
+
+fn temp_databases() -> String {
+    pg::server().psql(
+        "postgres",
+        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE '%_hop_%'",
+    )
+}
+
+fn worktrees(env: &TestEnv, dir: &str) -> usize {
+    env.git(dir, &["worktree", "list"]).out().lines().count()
+}
+
+#[test]
+fn quick_start_release_patch_apply_merge() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-users", "-d", "users"]).ok();
+    write(
+        env,
+        dir,
+        "Patches/1-users/01_users.sql",
+        "CREATE TABLE users (id serial PRIMARY KEY, username text NOT NULL);\n",
+    );
+    env.patch(dir, &["apply"]).ok().stdout_has("1-users");
+    assert_eq!(
+        pg::server().psql(dir, "SELECT to_regclass('public.users') IS NOT NULL"),
+        "t"
+    );
+    let sha = pg::server().psql(
+        dir,
+        "SELECT patch_id || ' ' || release || ' ' || length(sha256) FROM half_orm_meta.hop_patch",
+    );
+    assert_eq!(sha, "1-users 0.1.0 64");
+    use_test_script(
+        env,
+        dir,
+        "psql -X -v ON_ERROR_STOP=1 -Atc 'SELECT count(*) FROM users' >/dev/null\n",
+    );
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "users table and a test"])
+        .ok();
+    env.patch(dir, &["merge"])
+        .ok()
+        .stdout_has("merged 1-users into ho-release/0.1.0")
+        .stdout_has("tests passed");
+
+    assert_eq!(
+        env.git(dir, &["branch", "--show-current"]).out(),
+        "ho-release/0.1.0"
+    );
+    let toml =
+        std::fs::read_to_string(env.path(dir).join(".hop/releases/0.1.0-patches.toml")).unwrap();
+    assert_eq!(toml, "[patches]\n\"1-users\" = \"staged\"\n");
+    assert!(
+        env.git(dir, &["rev-parse", "--verify", "-q", "ho-patch/1-users"])
+            .code
+            != Some(0),
+        "local patch branch left"
+    );
+    let refs = p.origin_refs();
+    assert!(!refs.contains("refs/heads/ho-patch/1-users"), "{refs}");
+    let on_origin = env.git(
+        ".",
+        &[
+            "--git-dir",
+            p.origin_url(),
+            "show",
+            "ho-release/0.1.0:Patches/1-users/01_users.sql",
+        ],
+    );
+    on_origin.ok().stdout_has("CREATE TABLE users");
+    assert_eq!(worktrees(env, dir), 1, "temporary worktree left");
+    assert_eq!(temp_databases(), "", "temporary database left");
+    assert_eq!(env.git(dir, &["status", "--porcelain"]).out(), "");
+
+    // Numeric-only id, end to end.
+    env.patch(dir, &["create", "456"]).ok();
+    write(
+        env,
+        dir,
+        "Patches/456/01_x.sql",
+        "ALTER TABLE users ADD COLUMN email text;\n",
+    );
+    env.patch(dir, &["apply"]).ok();
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "email"]).ok();
+    env.patch(dir, &["merge"]).ok();
+    let toml =
+        std::fs::read_to_string(env.path(dir).join(".hop/releases/0.1.0-patches.toml")).unwrap();
+    assert_eq!(
+        toml,
+        "[patches]\n\"1-users\" = \"staged\"\n\"456\" = \"staged\"\n"
+    );
+}
+
+#[test]
+fn a_failing_test_blocks_the_merge_and_leaves_everything_as_it_was() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-a"]).ok();
+    write(env, dir, "Patches/1-a/01.sql", "CREATE TABLE a (id int);\n");
+    use_test_script(env, dir, "echo 'test_a FAILED' >&2; exit 1\n");
+    env.patch(dir, &["apply"]).ok();
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "a"]).ok();
+    pg::server().psql(dir, "INSERT INTO a VALUES (42)");
+    let before = p.local_state(dir);
+    let origin_before = p.origin_refs();
+    let r = env.patch(dir, &["merge"]);
+    r.fails(1)
+        .stderr_has("tests failed")
+        .stderr_has("test_a FAILED");
+    assert_eq!(p.local_state(dir), before, "local repository changed");
+    assert_eq!(p.origin_refs(), origin_before, "origin changed");
+    assert_eq!(worktrees(env, dir), 1, "temporary worktree left");
+    assert_eq!(temp_databases(), "", "temporary database left");
+    assert_eq!(
+        pg::server().psql(dir, "SELECT id FROM a"),
+        "42",
+        "working database changed"
+    );
+}
+
+#[test]
+fn an_sql_error_reports_file_and_line_and_keeps_only_staged_patches() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-base"]).ok();
+    write(
+        env,
+        dir,
+        "Patches/1-base/01.sql",
+        "CREATE TABLE base (id int);\n",
+    );
+    use_test_script(env, dir, "true\n");
+    env.patch(dir, &["apply"]).ok();
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "base"]).ok();
+    env.patch(dir, &["merge"]).ok();
+    env.patch(dir, &["create", "2-broken"]).ok();
+    write(
+        env,
+        dir,
+        "Patches/2-broken/01_ok.sql",
+        "CREATE TABLE fine (id int);\n",
+    );
+    write(
+        env,
+        dir,
+        "Patches/2-broken/02_bad.sql",
+        "-- second file\nSELECT 1;\nSELECT * FROM no_such_table;\n",
+    );
+    let r = env.patch(dir, &["apply"]);
+    r.fails(1)
+        .stderr_has("2-broken")
+        .stderr_has("02_bad.sql:3")
+        .stderr_has("no_such_table");
+    assert_eq!(
+        pg::server().psql(dir, "SELECT to_regclass('public.base') IS NOT NULL"),
+        "t"
+    );
+    assert_eq!(
+        pg::server().psql(dir, "SELECT to_regclass('public.fine') IS NULL"),
+        "t",
+        "half of the failed patch applied"
+    );
+    assert_eq!(
+        pg::server().psql(
+            dir,
+            "SELECT string_agg(patch_id, ',') FROM half_orm_meta.hop_patch"
+        ),
+        "1-base"
+    );
+}
+
+#[test]
+fn two_developers_merge_order_is_release_order() {
+    let p = Project::new();
+    let env = &p.env;
+    let dir = p.name.as_str();
+    env.release(dir, &["new", "minor"]).ok();
+    let db_b = p.clone_as("b");
+    env.git("b", &["switch", "-q", "ho-release/0.1.0"]).ok();
+    // A: 2-api, B: 1-auth.
+    env.patch(dir, &["create", "2-api"]).ok();
+    env.patch("b", &["create", "1-auth"]).ok_or_retry(env, "b");
+    write(
+        env,
+        dir,
+        "Patches/2-api/01.sql",
+        "CREATE TABLE api_key (id int PRIMARY KEY);\n",
+    );
+    use_test_script(
+        env,
+        dir,
+        "psql -X -v ON_ERROR_STOP=1 -Atc 'SELECT 1 FROM api_key' >/dev/null\n",
+    );
+    env.patch(dir, &["apply"]).ok();
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "api"]).ok();
+    env.patch(dir, &["merge"]).ok();
+    // B depends on A's table.
+    write(
+        env,
+        "b",
+        "Patches/1-auth/01.sql",
+        "CREATE TABLE auth (key int REFERENCES api_key (id));\n",
+    );
+    env.git("b", &["add", "-A"]).ok();
+    env.git("b", &["commit", "-qm", "auth"]).ok();
+    env.patch("b", &["status"]).ok().stdout_has("behind");
+    // Without A's patch, B's patch cannot even apply.
+    env.patch("b", &["apply"]).fails(1).stderr_has("api_key");
+    env.patch("b", &["sync"]).ok();
+    env.patch("b", &["apply"]).ok().stdout_has("2-api");
+    env.git("b", &["add", "-A"]).ok();
+    env.git("b", &["commit", "-qm", "generated code"]).ok();
+    env.patch("b", &["merge"]).ok().stdout_has("tests passed");
+    let toml =
+        std::fs::read_to_string(env.path("b").join(".hop/releases/0.1.0-patches.toml")).unwrap();
+    assert_eq!(
+        toml, "[patches]\n\"2-api\" = \"staged\"\n\"1-auth\" = \"staged\"\n",
+        "merge order is release order"
+    );
+    pg::server().drop_db(&db_b);
+}
+
+trait OkOrRetry {
+    fn ok_or_retry(&self, env: &TestEnv, dir: &str);
+}
+
+impl OkOrRetry for crate::support::Run {
+    /// `patch create` in a second clone right after the first one pushed:
+    /// it is refused as out of sync; pull and retry, as a user would.
+    fn ok_or_retry(&self, env: &TestEnv, dir: &str) {
+        if self.code == Some(0) {
+            return;
+        }
+        self.stderr_has("behind origin");
+        env.git(dir, &["pull", "-q", "--ff-only"]).ok();
+        env.patch(dir, &["create", "1-auth"]).ok();
+    }
+}
