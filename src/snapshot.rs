@@ -69,6 +69,90 @@ pub fn dump_schema(params: &ConnParams) -> Result<String> {
     Ok(normalize(&out.stdout))
 }
 
+/// The rows of the user's tables (`data-V.sql`: what the patches created,
+/// reference data included), every schema but `half_orm_meta`, with the
+/// sequences' positions. Deterministic: the rows of each table are sorted,
+/// except in a table with a foreign key to itself (its rows keep their
+/// order, in which they load and dump again unchanged).
+pub fn dump_data(params: &ConnParams) -> Result<String> {
+    let pg_dump = psql::Client::pg_dump(params)?;
+    let out = pg_dump
+        .run(
+            &[
+                "--data-only",
+                "--no-owner",
+                "--no-privileges",
+                "--exclude-schema=half_orm_meta",
+            ],
+            None,
+            None,
+        )
+        .map_err(|e| e.context("cannot dump the data"))?;
+    let keep = psql::Client::psql(params)?
+        .query(
+            "SELECT DISTINCT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_constraint k \
+             JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE k.contype = 'f' AND k.conrelid = k.confrelid",
+        )
+        .map_err(|e| e.context("cannot list self-referencing tables"))?;
+    let keep: Vec<&str> = keep
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    Ok(normalize_data(&out.stdout, &keep))
+}
+
+/// [`normalize`] for a data dump: the same outside the `COPY <table> … FROM
+/// stdin;` blocks; inside them rows are kept byte for byte (an empty line or
+/// trailing blanks are data) and sorted, except for the tables in `keep`.
+pub fn normalize_data(dump: &str, keep: &[&str]) -> String {
+    let mut out = String::with_capacity(dump.len());
+    let mut outside = String::new();
+    // Rows of the current block, and whether to sort them.
+    let mut block: Option<(Vec<&str>, bool)> = None;
+    for line in dump.split_inclusive('\n') {
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        if let Some((rows, sort)) = block.as_mut() {
+            if line == "\\." {
+                if *sort {
+                    rows.sort_unstable();
+                }
+                for r in rows.iter() {
+                    out.push_str(r);
+                    out.push('\n');
+                }
+                block = None;
+                outside.push_str(line);
+                outside.push('\n');
+            } else {
+                rows.push(line);
+            }
+            continue;
+        }
+        outside.push_str(line);
+        outside.push('\n');
+        if let Some(rest) = line.strip_prefix("COPY ")
+            && line.ends_with(" FROM stdin;")
+        {
+            let table = rest.split(' ').next().unwrap_or("");
+            out.push_str(&normalize(&outside));
+            outside.clear();
+            block = Some((Vec::new(), !keep.contains(&table)));
+        }
+    }
+    if let Some((rows, _)) = block {
+        // An unterminated block (never from pg_dump): keep it as it was.
+        for r in rows {
+            out.push_str(r);
+            out.push('\n');
+        }
+    }
+    out.push_str(&normalize(&outside));
+    out
+}
+
 /// Writes the snapshot files of `v` (atomically each) and points
 /// `schema.sql` at the schema.
 pub fn write(root: &Path, v: &Version, schema: &str, data: &str, metadata: &str) -> Result<Files> {
@@ -182,6 +266,17 @@ mod tests {
         assert_eq!(current_version(tmp.path()).unwrap(), v2);
         let link = tmp.path().join(MODEL_DIR).join("schema.sql");
         assert_eq!(std::fs::read_to_string(link).unwrap(), "s2");
+    }
+
+    #[test]
+    fn data_rows_are_kept_verbatim_and_sorted_except_kept_tables() {
+        let dump = "-- Dumped by pg_dump version 17.1\nSET x = 0;\n\n\nCOPY public.t (v) FROM stdin;\nb  \n\n\na\n\\.\n\nCOPY public.tree (id, parent) FROM stdin;\n2\t\\N\n1\t2\n\\.\nSELECT pg_catalog.setval('public.t_id_seq', 2, true);   \n\n\n";
+        let sorted = normalize_data(dump, &["public.tree"]);
+        assert_eq!(
+            sorted,
+            "SET x = 0;\n\nCOPY public.t (v) FROM stdin;\n\n\na\nb  \n\\.\n\nCOPY public.tree (id, parent) FROM stdin;\n2\t\\N\n1\t2\n\\.\nSELECT pg_catalog.setval('public.t_id_seq', 2, true);\n\n"
+        );
+        assert_eq!(normalize_data(&sorted, &["public.tree"]), sorted);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::patch_id::PatchId;
 use crate::project::Project;
 use crate::rebuild;
 use crate::release_file::{self, PatchesFile};
+use crate::settings::ProjectConfig;
 use crate::version::Version;
 
 /// A detached worktree under `.git/hop/tmp/`, removed when dropped.
@@ -175,6 +176,19 @@ pub fn validate_tree(
     version: &Version,
     file: &PatchesFile,
 ) -> Result<()> {
+    validate_tree_keep(project, working, wt, version, file).map(|_| ())
+}
+
+/// [`validate_tree`], handing the validation database to the caller (a
+/// promotion dumps the model snapshot from it); it is dropped with the
+/// returned value, and on failure before returning.
+pub fn validate_tree_keep(
+    project: &Project,
+    working: &Database,
+    wt: &Worktree,
+    version: &Version,
+    file: &PatchesFile,
+) -> Result<TempDatabase> {
     let order = rebuild::patch_order(file, None)?;
     let temp = TempDatabase::new(working, "validate");
     println!(
@@ -190,10 +204,13 @@ pub fn validate_tree(
         .prefix("hop-halform")
         .tempdir()
         .map_err(|e| Error::new(format!("cannot create a temporary folder: {e}")))?;
-    let env = crate::generate::environment(conf.path(), &wt.path, &project.config, &temp.db)?;
+    // The validated tree's settings (its tests command, its code generation),
+    // not those of the branch the user is on.
+    let config = ProjectConfig::load(&wt.path)?;
+    let env = crate::generate::environment(conf.path(), &wt.path, &config, &temp.db)?;
     let mut out = std::io::stdout();
     rebuild::rebuild(&temp.db, &wt.path, version, &order, env.clone(), &mut out)?;
-    let generated = crate::generate::regenerate(&wt.path, &project.config, &temp.db)?;
+    let generated = crate::generate::regenerate(&wt.path, &config, &temp.db)?;
     println!("{}", crate::generate::summary(&generated));
     // Generated code must equal the committed code.
     let dirty = wt
@@ -207,12 +224,16 @@ pub fn validate_tree(
         ))
         .hint("run git hop-patch apply and commit"));
     }
-    run_tests(project, &wt.path, env)
+    run_tests(project, &wt.path, env)?;
+    Ok(temp)
 }
 
-/// Runs `[tests] command` from `root` with the database under test exported.
+/// Runs `[tests] command` (of `root`'s `.hop/config`, else the project's)
+/// from `root` with the database under test exported.
 pub fn run_tests(project: &Project, root: &Path, mut env: Vec<(String, String)>) -> Result<()> {
-    let Some(command) = project.config.tests.command.as_deref() else {
+    let loaded = ProjectConfig::load(root).ok();
+    let config = loaded.as_ref().unwrap_or(&project.config);
+    let Some(command) = config.tests.command.as_deref() else {
         println!("no [tests] command in .hop/config: tests skipped");
         return Ok(());
     };
