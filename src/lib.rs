@@ -17,6 +17,7 @@ pub mod patch_runner;
 pub mod preconditions;
 pub mod project;
 pub mod rebuild;
+pub mod release;
 pub mod release_file;
 pub mod settings;
 pub mod snapshot;

@@ -11,9 +11,12 @@ pub mod db;
 pub mod generate;
 pub mod hook;
 pub mod hooks;
+pub mod hotfix;
 pub mod init;
 pub mod new;
+pub mod promote;
 pub mod status;
+pub mod sync;
 
 /// Releases, production and project set-up for git-hop projects
 /// (PostgreSQL schema patches versioned in git).
@@ -35,6 +38,9 @@ pub enum Command {
     Init(init::Args),
     Clone(clone::Args),
     New(new::Args),
+    Promote(promote::Args),
+    Hotfix(hotfix::Args),
+    Sync(sync::Args),
     Status(status::Args),
     Db(db::Args),
     Generate(generate::Args),
@@ -50,6 +56,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => init::run(a),
         Command::Clone(a) => clone::run(a),
         Command::New(a) => new::run(a),
+        Command::Promote(a) => promote::run(a),
+        Command::Hotfix(a) => hotfix::run(a),
+        Command::Sync(a) => sync::run(a),
         Command::Status(a) => status::run(a),
         Command::Db(a) => db::run(a),
         Command::Generate(a) => generate::run(a),

@@ -1,5 +1,7 @@
 //! `git hop-release status`: production version, database version, which
-//! database and server, the current branch and its role.
+//! database and server, the releases in preparation (their patches and
+//! states, RC tags, whether they contain production), what can be promoted
+//! next, the current branch and its role.
 
 use serde::Serialize;
 
@@ -7,12 +9,14 @@ use crate::commands::db_args::DbArgs;
 use crate::db::meta;
 use crate::error::Result;
 use crate::project::Project;
-use crate::release_file;
+use crate::release;
 use crate::snapshot;
 use crate::version;
 
 /// Show the production version, the database's version, which database and
-/// server are in use, releases in preparation, and the current branch's role
+/// server are in use, the releases in preparation with their patches, RC
+/// tags and what can be promoted next, and the current branch's role
+/// (reads origin's branches as last fetched)
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Print JSON instead of text
@@ -29,10 +33,35 @@ pub struct Status {
     pub production_version: Option<String>,
     pub model_version: Option<String>,
     pub releases_in_preparation: Vec<String>,
+    /// Each release in preparation, smallest first.
+    pub releases: Vec<ReleaseStatus>,
+    /// What `promote` would do now, or why it cannot.
+    pub next_promotion: Option<String>,
+    /// Why releases could not be read (no ho-prod, a broken release file…).
+    pub releases_error: Option<String>,
     pub branch: Option<String>,
     pub branch_role: String,
     pub production_clone: bool,
     pub database: DatabaseStatus,
+}
+
+#[derive(Serialize, Debug)]
+pub struct ReleaseStatus {
+    pub version: String,
+    pub branch: String,
+    pub hotfix: bool,
+    /// Patches in application order with their state.
+    pub patches: Vec<PatchStatus>,
+    /// `vX.Y.Z-rcN` tags of this release.
+    pub rc_tags: Vec<String>,
+    /// Whether the branch contains the current ho-prod (otherwise it must sync).
+    pub contains_production: bool,
+}
+
+#[derive(Serialize, Debug)]
+pub struct PatchStatus {
+    pub id: String,
+    pub state: String,
 }
 
 #[derive(Serialize, Debug)]
@@ -50,7 +79,36 @@ pub fn run(args: Args) -> Result<()> {
     let tags = project.repo.tags();
     let production = version::latest_production(tags.iter().map(String::as_str));
     let model = snapshot::current_version(&project.root).ok();
-    let releases = release_file::releases_in_preparation(&project.root)?;
+    let (releases, next_promotion, releases_error) = match release::survey(&project, false) {
+        Ok(land) => {
+            let mut list = Vec::new();
+            for r in &land.releases {
+                list.push(ReleaseStatus {
+                    version: r.version.to_string(),
+                    branch: r.branch.clone(),
+                    hotfix: r.is_hotfix(),
+                    patches: r
+                        .file
+                        .patches()
+                        .into_iter()
+                        .map(|(id, st)| PatchStatus {
+                            id,
+                            state: st.to_string(),
+                        })
+                        .collect(),
+                    rc_tags: land
+                        .rc_tags(&r.version)
+                        .iter()
+                        .map(|t| t.tag_name())
+                        .collect(),
+                    contains_production: land.contains_production(&project.git, &r.commit)?,
+                });
+            }
+            let next = next_promotion(&project, &land);
+            (list, next, None)
+        }
+        Err(e) => (Vec::new(), None, Some(e.message)),
+    };
     let db = project.database(&args.db.options(None))?;
     let (db_version, db_error) = match db
         .connect()
@@ -65,7 +123,10 @@ pub fn run(args: Args) -> Result<()> {
         root: project.root.display().to_string(),
         production_version: production.map(|v| v.to_string()),
         model_version: model.map(|v| v.to_string()),
-        releases_in_preparation: releases.iter().map(|v| v.to_string()).collect(),
+        releases_in_preparation: releases.iter().map(|r| r.version.clone()).collect(),
+        releases,
+        next_promotion,
+        releases_error,
         branch: branch.clone(),
         branch_role: project.role().describe(),
         production_clone: project.clone.production,
@@ -86,6 +147,46 @@ pub fn run(args: Args) -> Result<()> {
         print!("{}", render(&status));
     }
     Ok(())
+}
+
+/// What `promote` would do now, or why it cannot (never an error).
+fn next_promotion(project: &Project, land: &release::Landscape) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(h) = land.hotfixes().next() {
+        let staged = h.file.staged();
+        let candidates = h.file.candidates();
+        parts.push(if !candidates.is_empty() {
+            format!(
+                "hotfix {}: candidates to merge first: {}",
+                h.version,
+                candidates.join(", ")
+            )
+        } else if staged.is_empty() {
+            format!("hotfix {}: no staged patch yet", h.version)
+        } else {
+            format!("git hop-release promote hotfix ({})", h.version)
+        });
+    }
+    if land.normal().next().is_some() {
+        parts.push(
+            match release::select_for_promotion(project, land, None, "a release candidate") {
+                Ok(r) => {
+                    let rc = land
+                        .rc_tags(&r.version)
+                        .last()
+                        .map(|t| format!(" (last RC {})", t.tag_name()))
+                        .unwrap_or_default();
+                    format!("git hop-release promote rc|prod ({}){rc}", r.version)
+                }
+                Err(e) => format!("blocked: {}", e.message),
+            },
+        );
+    }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join("; "))
+    }
 }
 
 fn or_none(v: &Option<String>) -> &str {
@@ -120,6 +221,33 @@ pub fn render(s: &Status) -> String {
         s.releases_in_preparation.join(", ")
     };
     out.push_str(&format!("in progress: {releases}\n"));
+    for r in &s.releases {
+        let kind = if r.hotfix { " (hotfix)" } else { "" };
+        let sync = if r.contains_production {
+            ""
+        } else {
+            " (must sync: git hop-release sync)"
+        };
+        out.push_str(&format!("  {}{kind} on {}{sync}\n", r.version, r.branch));
+        if r.patches.is_empty() {
+            out.push_str("    no patch yet\n");
+        }
+        for p in &r.patches {
+            out.push_str(&format!("    {:<10} {}\n", p.state, p.id));
+        }
+        if !r.rc_tags.is_empty() {
+            out.push_str(&format!(
+                "    release candidates: {}\n",
+                r.rc_tags.join(", ")
+            ));
+        }
+    }
+    if let Some(e) = &s.releases_error {
+        out.push_str(&format!("  (cannot read the releases: {e})\n"));
+    }
+    if let Some(n) = &s.next_promotion {
+        out.push_str(&format!("promote:     {n}\n"));
+    }
     out.push_str(&format!(
         "branch:      {} ({})\n",
         or_none(&s.branch),
