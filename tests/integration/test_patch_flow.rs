@@ -266,3 +266,54 @@ impl OkOrRetry for crate::support::Run {
         env.patch(dir, &["create", "1-auth"]).ok();
     }
 }
+
+#[test]
+fn wrong_branch_dirty_tree_and_refusing_origin_change_nothing() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    for cmd in ["apply", "merge", "sync"] {
+        env.patch(dir, &[cmd])
+            .fails(1)
+            .stderr_has("Must be on ho-patch/* branch");
+    }
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-a"]).ok();
+    write(env, dir, "Patches/1-a/01.sql", "CREATE TABLE a (id int);\n");
+    use_test_script(env, dir, "true\n");
+    env.patch(dir, &["apply"]).ok();
+    env.patch(dir, &["merge"])
+        .fails(1)
+        .stderr_has("Repository is not clean");
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "a"]).ok();
+    let hook = p.origin.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'origin refuses' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let before = p.local_state(dir);
+    let origin_before = p.origin_refs();
+    env.patch(dir, &["merge"])
+        .fails(1)
+        .stderr_has("origin refuses");
+    assert_eq!(p.local_state(dir), before);
+    assert_eq!(p.origin_refs(), origin_before);
+    assert_eq!(worktrees(env, dir), 1);
+    assert_eq!(temp_databases(), "");
+    std::fs::remove_file(&hook).unwrap();
+    env.patch(dir, &["merge"]).ok();
+}
+
+#[test]
+fn code_generation_can_be_turned_off() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-a"]).ok();
+    let cfg = env.path(dir).join(".hop/config");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}\n[codegen]\npython = false\n")).unwrap();
+    write(env, dir, "Patches/1-a/01.sql", "CREATE TABLE a (id int);\n");
+    env.patch(dir, &["apply"])
+        .ok()
+        .stdout_has("code generation is off");
+    assert!(!env.path(dir).join(format!("{dir}/public")).exists());
+}
