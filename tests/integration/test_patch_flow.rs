@@ -21,7 +21,7 @@ fn use_test_script(env: &TestEnv, dir: &str, script: &str) {
     write(env, dir, "tests/check.sh", script);
 }
 
-fn temp_databases() -> String {
+fn temp_databases(dir) -> String {
     pg::server().psql(
         "postgres",
         "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE '%_hop_%'",
@@ -93,7 +93,7 @@ fn quick_start_release_patch_apply_merge() {
     );
     on_origin.ok().stdout_has("CREATE TABLE users");
     assert_eq!(worktrees(env, dir), 1, "temporary worktree left");
-    assert_eq!(temp_databases(), "", "temporary database left");
+    assert_eq!(temp_databases(dir), "", "temporary database left");
     assert_eq!(env.git(dir, &["status", "--porcelain"]).out(), "");
 
     // Numeric-only id, end to end.
@@ -137,7 +137,7 @@ fn a_failing_test_blocks_the_merge_and_leaves_everything_as_it_was() {
     assert_eq!(p.local_state(dir), before, "local repository changed");
     assert_eq!(p.origin_refs(), origin_before, "origin changed");
     assert_eq!(worktrees(env, dir), 1, "temporary worktree left");
-    assert_eq!(temp_databases(), "", "temporary database left");
+    assert_eq!(temp_databases(dir), "", "temporary database left");
     assert_eq!(
         pg::server().psql(dir, "SELECT id FROM a"),
         "42",
@@ -297,7 +297,7 @@ fn wrong_branch_dirty_tree_and_refusing_origin_change_nothing() {
     assert_eq!(p.local_state(dir), before);
     assert_eq!(p.origin_refs(), origin_before);
     assert_eq!(worktrees(env, dir), 1);
-    assert_eq!(temp_databases(), "");
+    assert_eq!(temp_databases(dir), "");
     std::fs::remove_file(&hook).unwrap();
     env.patch(dir, &["merge"]).ok();
 }
@@ -316,4 +316,41 @@ fn code_generation_can_be_turned_off() {
         .ok()
         .stdout_has("code generation is off");
     assert!(!env.path(dir).join(format!("{dir}/public")).exists());
+}
+
+#[test]
+fn a_killed_merge_leaves_a_state_the_next_merge_cleans_up() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-a"]).ok();
+    write(env, dir, "Patches/1-a/01.sql", "CREATE TABLE a (id int);\n");
+    let mark = env.tmp.path().join("tests-started");
+    let script = format!(
+        "if [ -f {m}.done ]; then exit 0; fi\ntouch {m}\nsleep 60\n",
+        m = mark.display()
+    );
+    use_test_script(env, dir, &script);
+    env.patch(dir, &["apply"]).ok();
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "a"]).ok();
+    let before = p.local_state(dir);
+    let origin_before = p.origin_refs();
+
+    let mut child = env.cmd("git-hop-patch", dir).arg("merge").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !mark.exists() {
+        assert!(std::time::Instant::now() < deadline, "the tests never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup code runs
+    child.wait().unwrap();
+    assert_eq!(p.local_state(dir), before, "the user's clone changed");
+    assert_eq!(p.origin_refs(), origin_before, "origin changed");
+    assert_eq!(env.git(dir, &["branch", "--show-current"]).out(), "ho-patch/1-a");
+
+    std::fs::write(mark.with_extension("done"), "").unwrap();
+    env.patch(dir, &["merge"]).ok();
+    assert_eq!(worktrees(env, dir), 1, "the killed run's worktree was not pruned");
+    assert_eq!(temp_databases(dir), "", "the killed run's database was not dropped");
 }
