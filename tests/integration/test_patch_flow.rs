@@ -21,7 +21,7 @@ fn use_test_script(env: &TestEnv, dir: &str, script: &str) {
     write(env, dir, "tests/check.sh", script);
 }
 
-fn temp_databases(dir) -> String {
+fn temp_databases(db: &str) -> String {
     pg::server().psql(
         "postgres",
         "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE '%_hop_%'",
@@ -337,20 +337,40 @@ fn a_killed_merge_leaves_a_state_the_next_merge_cleans_up() {
     let before = p.local_state(dir);
     let origin_before = p.origin_refs();
 
-    let mut child = env.cmd("git-hop-patch", dir).arg("merge").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = env
+        .cmd("git-hop-patch", dir)
+        .arg("merge")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !mark.exists() {
-        assert!(std::time::Instant::now() < deadline, "the tests never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tests never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     child.kill().unwrap(); // SIGKILL: no cleanup code runs
     child.wait().unwrap();
     assert_eq!(p.local_state(dir), before, "the user's clone changed");
     assert_eq!(p.origin_refs(), origin_before, "origin changed");
-    assert_eq!(env.git(dir, &["branch", "--show-current"]).out(), "ho-patch/1-a");
+    assert_eq!(
+        env.git(dir, &["branch", "--show-current"]).out(),
+        "ho-patch/1-a"
+    );
 
     std::fs::write(mark.with_extension("done"), "").unwrap();
     env.patch(dir, &["merge"]).ok();
-    assert_eq!(worktrees(env, dir), 1, "the killed run's worktree was not pruned");
-    assert_eq!(temp_databases(dir), "", "the killed run's database was not dropped");
+    assert_eq!(
+        worktrees(env, dir),
+        1,
+        "the killed run's worktree was not pruned"
+    );
+    assert_eq!(
+        temp_databases(dir),
+        "",
+        "the killed run's database was not dropped"
+    );
 }
