@@ -21,10 +21,11 @@ fn use_test_script(env: &TestEnv, dir: &str, script: &str) {
     write(env, dir, "tests/check.sh", script);
 }
 
+/// Temporary databases of the project whose working database is `db`.
 fn temp_databases(db: &str) -> String {
     pg::server().psql(
         "postgres",
-        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE '%_hop_%'",
+        &format!("SELECT string_agg(datname, ',') FROM pg_database WHERE starts_with(datname, '{db}_hop_')"),
     )
 }
 
