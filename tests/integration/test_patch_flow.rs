@@ -237,7 +237,10 @@ fn two_developers_merge_order_is_release_order() {
     env.patch("b", &["status"]).ok().stdout_has("behind");
     // Without A's patch, B's patch cannot even apply.
     env.patch("b", &["apply"]).fails(1).stderr_has("api_key");
-    env.patch("b", &["sync"]).ok();
+    env.patch("b", &["sync"])
+        .ok()
+        .stdout_has("merged origin/ho-release/0.1.0");
+    env.patch("b", &["sync"]).ok().stdout_has("up to date");
     env.patch("b", &["apply"]).ok().stdout_has("2-api");
     env.git("b", &["add", "-A"]).ok();
     env.git("b", &["commit", "-qm", "generated code"]).ok();
