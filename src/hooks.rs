@@ -183,19 +183,19 @@ pub fn post_merge_notices(project: &crate::project::Project) -> Vec<String> {
     use crate::project::BranchRole;
     let git = &project.git;
     let mut notes = Vec::new();
-    if let BranchRole::Patch(id) = project.role() {
-        if let Ok(Some((v, _))) = crate::release_file::find_patch(&project.root, &id) {
-            let remote = format!("refs/remotes/origin/ho-release/{v}");
-            if let Ok(Some(_)) = git.rev_parse(&remote) {
-                let behind = git
-                    .run(&["rev-list", "--count", &format!("HEAD..{remote}")])
-                    .unwrap_or_default();
-                if behind.trim() != "0" && !behind.trim().is_empty() {
-                    notes.push(format!(
+    if let BranchRole::Patch(id) = project.role()
+        && let Ok(Some((v, _))) = crate::release_file::find_patch(&project.root, &id)
+    {
+        let remote = format!("refs/remotes/origin/ho-release/{v}");
+        if let Ok(Some(_)) = git.rev_parse(&remote) {
+            let behind = git
+                .run(&["rev-list", "--count", &format!("HEAD..{remote}")])
+                .unwrap_or_default();
+            if behind.trim() != "0" && !behind.trim().is_empty() {
+                notes.push(format!(
                         "ho-release/{v} on origin has {} commit(s) this branch lacks: run git hop-patch sync",
                         behind.trim()
                     ));
-                }
             }
         }
     }
