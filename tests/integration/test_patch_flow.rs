@@ -378,3 +378,40 @@ fn a_killed_merge_leaves_a_state_the_next_merge_cleans_up() {
         "the killed run's database was not dropped"
     );
 }
+
+/// The seed's quick start with the real half_orm and pytest: the business
+/// method appended to the generated class survives regeneration, and the
+/// merge runs pytest against the validation database through half_orm.
+#[test]
+fn seed_quick_start_with_half_orm_and_pytest() {
+    let python = crate::support::venv::venv_python();
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-users"]).ok();
+    write(env, dir, "Patches/1-users/01_users.sql", "CREATE TABLE users (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), username text NOT NULL);\n");
+    env.patch(dir, &["apply"]).ok();
+    let module = env.path(dir).join(format!("{dir}/public/users.py"));
+    let mut text = std::fs::read_to_string(&module).unwrap();
+    let business = "    @classmethod\n    def create(cls, username: str):\n        if not username or not username.strip():\n            raise ValueError('Username cannot be empty')\n        return cls(username=username).ho_insert()\n";
+    text.push_str(business);
+    std::fs::write(&module, &text).unwrap();
+    write(
+        env,
+        dir,
+        "tests/public/users/test_users_logic.py",
+        &format!("import pytest\nfrom {dir}.public.users import Users\n\ndef test_create():\n    row = Users.create(username='alice')\n    assert row['username'] == 'alice'\n    assert row['id'] is not None\n\ndef test_empty_name():\n    with pytest.raises(ValueError):\n        Users.create(username='')\n"),
+    );
+    let cfg = env.path(dir).join(".hop/config");
+    let conf = std::fs::read_to_string(&cfg).unwrap().replace(
+        "command = \"pytest\"",
+        &format!("command = \"{} -m pytest -q -p no:cacheprovider tests\"", python.display()),
+    );
+    std::fs::write(&cfg, conf).unwrap();
+    // Regeneration keeps the business method byte for byte.
+    env.patch(dir, &["apply"]).ok();
+    assert!(std::fs::read_to_string(&module).unwrap().ends_with(business));
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "users with business logic and tests"]).ok();
+    env.patch(dir, &["merge"]).ok().stdout_has("tests passed");
+}
