@@ -10,7 +10,6 @@ use std::sync::OnceLock;
 /// The pinned half_orm release the generated code is checked against.
 pub const HALF_ORM: &str = "half-orm==1.1.0";
 
-
 /// `<target>/hop-python/<pinned>`: a venv with half-orm and pytest, made
 /// once (in a temporary folder renamed into place, so concurrent test runs
 /// never see half a venv) and reused by later runs.
@@ -62,4 +61,3 @@ pub fn venv_python() -> PathBuf {
     })
     .clone()
 }
-

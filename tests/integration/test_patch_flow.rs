@@ -389,7 +389,12 @@ fn seed_quick_start_with_half_orm_and_pytest() {
     let (env, dir) = (&p.env, p.name.as_str());
     env.release(dir, &["new", "minor"]).ok();
     env.patch(dir, &["create", "1-users"]).ok();
-    write(env, dir, "Patches/1-users/01_users.sql", "CREATE TABLE users (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), username text NOT NULL);\n");
+    write(
+        env,
+        dir,
+        "Patches/1-users/01_users.sql",
+        "CREATE TABLE users (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), username text NOT NULL);\n",
+    );
     env.patch(dir, &["apply"]).ok();
     let module = env.path(dir).join(format!("{dir}/public/users.py"));
     let mut text = std::fs::read_to_string(&module).unwrap();
@@ -400,18 +405,31 @@ fn seed_quick_start_with_half_orm_and_pytest() {
         env,
         dir,
         "tests/public/users/test_users_logic.py",
-        &format!("import pytest\nfrom {dir}.public.users import Users\n\ndef test_create():\n    row = Users.create(username='alice')\n    assert row['username'] == 'alice'\n    assert row['id'] is not None\n\ndef test_empty_name():\n    with pytest.raises(ValueError):\n        Users.create(username='')\n"),
+        &format!(
+            "import pytest\nfrom {dir}.public.users import Users\n\ndef test_create():\n    row = Users.create(username='alice')\n    assert row['username'] == 'alice'\n    assert row['id'] is not None\n\ndef test_empty_name():\n    with pytest.raises(ValueError):\n        Users.create(username='')\n"
+        ),
     );
     let cfg = env.path(dir).join(".hop/config");
     let conf = std::fs::read_to_string(&cfg).unwrap().replace(
         "command = \"pytest\"",
-        &format!("command = \"{} -m pytest -q -p no:cacheprovider tests\"", python.display()),
+        &format!(
+            "command = \"{} -m pytest -q -p no:cacheprovider tests\"",
+            python.display()
+        ),
     );
     std::fs::write(&cfg, conf).unwrap();
     // Regeneration keeps the business method byte for byte.
     env.patch(dir, &["apply"]).ok();
-    assert!(std::fs::read_to_string(&module).unwrap().ends_with(business));
+    assert!(
+        std::fs::read_to_string(&module)
+            .unwrap()
+            .ends_with(business)
+    );
     env.git(dir, &["add", "-A"]).ok();
-    env.git(dir, &["commit", "-qm", "users with business logic and tests"]).ok();
+    env.git(
+        dir,
+        &["commit", "-qm", "users with business logic and tests"],
+    )
+    .ok();
     env.patch(dir, &["merge"]).ok().stdout_has("tests passed");
 }
