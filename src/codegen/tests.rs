@@ -167,7 +167,6 @@ impl Drop for Pg {
 
 // ---------------------------------------------------------------- Python
 
-/// The half-orm version the compatibility tests pin.
 
 #[path = "../../tests/common/venv.rs"]
 mod venv;
