@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use super::*;
@@ -168,60 +167,10 @@ impl Drop for Pg {
 
 // ---------------------------------------------------------------- Python
 
-/// The half-orm version the compatibility tests pin.
-const HALF_ORM: &str = "half-orm==1.1.0";
 
-/// `<target>/hop-python/<pinned>`: a venv with half-orm and pytest, made
-/// once (in a temporary folder renamed into place, so concurrent test runs
-/// never see half a venv) and reused by later runs.
-fn venv_python() -> PathBuf {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let target = exe.ancestors().nth(3).unwrap().to_path_buf(); // target/debug/deps/x
-        let base = target.join("hop-python");
-        let venv = base.join(HALF_ORM.replace("==", "-"));
-        let python = venv.join("bin/python");
-        if venv.join("ok").exists() {
-            return python;
-        }
-        std::fs::create_dir_all(&base).unwrap();
-        let tmp = base.join(format!("tmp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        let started = std::time::Instant::now();
-        let st = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&tmp)
-            .status()
-            .unwrap();
-        assert!(st.success(), "python3 -m venv failed");
-        let out = Command::new(tmp.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "-q",
-                HALF_ORM,
-                "pytest",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pip install failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(tmp.join("ok"), format!("{:?}\n", started.elapsed())).unwrap();
-        if std::fs::rename(&tmp, &venv).is_err() {
-            // Another run won the race; use its venv.
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        eprintln!("venv for {HALF_ORM} made in {:?}", started.elapsed());
-        python
-    })
-    .clone()
-}
+#[path = "../../tests/common/venv.rs"]
+mod venv;
+use venv::venv_python;
 
 /// Runs `python -c script` in `root` with the package importable and
 /// `HALFORM_CONF_DIR` set; returns stdout, panics with stderr on failure.

@@ -78,12 +78,15 @@ impl Database {
 
     /// "database shop on host=… (from HOP_DATABASE_URL)", never a password.
     pub fn describe(&self) -> String {
-        format!(
-            "database {} on {} (from {})",
-            self.name(),
-            self.server(),
-            self.source
-        )
+        match &self.cluster {
+            Some(_) => format!("database {} on {}", self.name(), self.server()),
+            None => format!(
+                "database {} on {} (from {})",
+                self.name(),
+                self.server(),
+                self.source
+            ),
+        }
     }
 
     /// The server part only.

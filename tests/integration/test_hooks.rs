@@ -27,6 +27,17 @@ fn hooks_install_uninstall_keep_user_code_and_guard_protected_refs() {
     env.git(&pkg, &["push", "-q", "origin", "HEAD:refs/heads/feature"])
         .ok();
 
+    // post-merge: a merge that brings patch files says to rebuild.
+    env.git(&pkg, &["switch", "-q", "-c", "other"]).ok();
+    std::fs::create_dir_all(env.path(&pkg).join("Patches/9-x")).unwrap();
+    std::fs::write(env.path(&pkg).join("Patches/9-x/01.sql"), "SELECT 1;\n").unwrap();
+    env.git(&pkg, &["add", "Patches"]).ok();
+    env.git(&pkg, &["commit", "-qm", "patch files"]).ok();
+    env.git(&pkg, &["switch", "-q", "ho-prod"]).ok();
+    env.git(&pkg, &["merge", "-q", "--no-ff", "--no-edit", "other"])
+        .ok()
+        .stderr_has("run git hop-patch apply");
+
     // User code in the hook survives install and uninstall.
     let hook = env.path(&pkg).join(".git/hooks/pre-push");
     let text = std::fs::read_to_string(&hook).unwrap();

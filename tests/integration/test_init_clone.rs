@@ -107,6 +107,11 @@ fn init_adopts_an_existing_database_without_touching_its_rows() {
     let schema =
         std::fs::read_to_string(env.path(&pkg).join(".hop/model/schema-0.0.0.sql")).unwrap();
     assert!(schema.contains("CREATE TABLE public.customer"), "{schema}");
+    let module = env.path(&pkg).join(format!("{pkg}/public/customer.py"));
+    assert!(
+        module.is_file(),
+        "no generated module for the adopted table"
+    );
     assert_eq!(
         srv.psql(
             &legacy,

@@ -21,10 +21,11 @@ fn use_test_script(env: &TestEnv, dir: &str, script: &str) {
     write(env, dir, "tests/check.sh", script);
 }
 
-fn temp_databases() -> String {
+/// Temporary databases of the project whose working database is `db`.
+fn temp_databases(db: &str) -> String {
     pg::server().psql(
         "postgres",
-        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE '%_hop_%'",
+        &format!("SELECT string_agg(datname, ',') FROM pg_database WHERE starts_with(datname, '{db}_hop_')"),
     )
 }
 
@@ -93,7 +94,7 @@ fn quick_start_release_patch_apply_merge() {
     );
     on_origin.ok().stdout_has("CREATE TABLE users");
     assert_eq!(worktrees(env, dir), 1, "temporary worktree left");
-    assert_eq!(temp_databases(), "", "temporary database left");
+    assert_eq!(temp_databases(dir), "", "temporary database left");
     assert_eq!(env.git(dir, &["status", "--porcelain"]).out(), "");
 
     // Numeric-only id, end to end.
@@ -137,7 +138,7 @@ fn a_failing_test_blocks_the_merge_and_leaves_everything_as_it_was() {
     assert_eq!(p.local_state(dir), before, "local repository changed");
     assert_eq!(p.origin_refs(), origin_before, "origin changed");
     assert_eq!(worktrees(env, dir), 1, "temporary worktree left");
-    assert_eq!(temp_databases(), "", "temporary database left");
+    assert_eq!(temp_databases(dir), "", "temporary database left");
     assert_eq!(
         pg::server().psql(dir, "SELECT id FROM a"),
         "42",
@@ -236,7 +237,10 @@ fn two_developers_merge_order_is_release_order() {
     env.patch("b", &["status"]).ok().stdout_has("behind");
     // Without A's patch, B's patch cannot even apply.
     env.patch("b", &["apply"]).fails(1).stderr_has("api_key");
-    env.patch("b", &["sync"]).ok();
+    env.patch("b", &["sync"])
+        .ok()
+        .stdout_has("merged origin/ho-release/0.1.0");
+    env.patch("b", &["sync"]).ok().stdout_has("up to date");
     env.patch("b", &["apply"]).ok().stdout_has("2-api");
     env.git("b", &["add", "-A"]).ok();
     env.git("b", &["commit", "-qm", "generated code"]).ok();
@@ -265,4 +269,167 @@ impl OkOrRetry for crate::support::Run {
         env.git(dir, &["pull", "-q", "--ff-only"]).ok();
         env.patch(dir, &["create", "1-auth"]).ok();
     }
+}
+
+#[test]
+fn wrong_branch_dirty_tree_and_refusing_origin_change_nothing() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    for cmd in ["apply", "merge", "sync"] {
+        env.patch(dir, &[cmd])
+            .fails(1)
+            .stderr_has("Must be on ho-patch/* branch");
+    }
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-a"]).ok();
+    write(env, dir, "Patches/1-a/01.sql", "CREATE TABLE a (id int);\n");
+    use_test_script(env, dir, "true\n");
+    env.patch(dir, &["apply"]).ok();
+    env.patch(dir, &["merge"])
+        .fails(1)
+        .stderr_has("Repository is not clean");
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "a"]).ok();
+    let hook = p.origin.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'origin refuses' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let before = p.local_state(dir);
+    let origin_before = p.origin_refs();
+    env.patch(dir, &["merge"])
+        .fails(1)
+        .stderr_has("origin refuses");
+    assert_eq!(p.local_state(dir), before);
+    assert_eq!(p.origin_refs(), origin_before);
+    assert_eq!(worktrees(env, dir), 1);
+    assert_eq!(temp_databases(dir), "");
+    std::fs::remove_file(&hook).unwrap();
+    env.patch(dir, &["merge"]).ok();
+}
+
+#[test]
+fn code_generation_can_be_turned_off() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-a"]).ok();
+    let cfg = env.path(dir).join(".hop/config");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}\n[codegen]\npython = false\n")).unwrap();
+    write(env, dir, "Patches/1-a/01.sql", "CREATE TABLE a (id int);\n");
+    env.patch(dir, &["apply"])
+        .ok()
+        .stdout_has("code generation is off");
+    assert!(!env.path(dir).join(format!("{dir}/public")).exists());
+}
+
+#[test]
+fn a_killed_merge_leaves_a_state_the_next_merge_cleans_up() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-a"]).ok();
+    write(env, dir, "Patches/1-a/01.sql", "CREATE TABLE a (id int);\n");
+    let mark = env.tmp.path().join("tests-started");
+    let script = format!(
+        "if [ -f {m}.done ]; then exit 0; fi\ntouch {m}\nsleep 60\n",
+        m = mark.display()
+    );
+    use_test_script(env, dir, &script);
+    env.patch(dir, &["apply"]).ok();
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "a"]).ok();
+    let before = p.local_state(dir);
+    let origin_before = p.origin_refs();
+
+    let mut child = env
+        .cmd("git-hop-patch", dir)
+        .arg("merge")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !mark.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tests never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup code runs
+    child.wait().unwrap();
+    assert_eq!(p.local_state(dir), before, "the user's clone changed");
+    assert_eq!(p.origin_refs(), origin_before, "origin changed");
+    assert_eq!(
+        env.git(dir, &["branch", "--show-current"]).out(),
+        "ho-patch/1-a"
+    );
+
+    std::fs::write(mark.with_extension("done"), "").unwrap();
+    env.patch(dir, &["merge"]).ok();
+    assert_eq!(
+        worktrees(env, dir),
+        1,
+        "the killed run's worktree was not pruned"
+    );
+    assert_eq!(
+        temp_databases(dir),
+        "",
+        "the killed run's database was not dropped"
+    );
+}
+
+/// The seed's quick start with the real half_orm and pytest: the business
+/// method appended to the generated class survives regeneration, and the
+/// merge runs pytest against the validation database through half_orm.
+#[test]
+fn seed_quick_start_with_half_orm_and_pytest() {
+    let python = crate::support::venv::venv_python();
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-users"]).ok();
+    write(
+        env,
+        dir,
+        "Patches/1-users/01_users.sql",
+        "CREATE TABLE users (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), username text NOT NULL);\n",
+    );
+    env.patch(dir, &["apply"]).ok();
+    let module = env.path(dir).join(format!("{dir}/public/users.py"));
+    let mut text = std::fs::read_to_string(&module).unwrap();
+    let business = "    @classmethod\n    def create(cls, username: str):\n        if not username or not username.strip():\n            raise ValueError('Username cannot be empty')\n        return cls(username=username).ho_insert()\n";
+    text.push_str(business);
+    std::fs::write(&module, &text).unwrap();
+    write(
+        env,
+        dir,
+        "tests/public/users/test_users_logic.py",
+        &format!(
+            "import pytest\nfrom {dir}.public.users import Users\n\ndef test_create():\n    row = Users.create(username='alice')\n    assert row['username'] == 'alice'\n    assert row['id'] is not None\n\ndef test_empty_name():\n    with pytest.raises(ValueError):\n        Users.create(username='')\n"
+        ),
+    );
+    let cfg = env.path(dir).join(".hop/config");
+    let conf = std::fs::read_to_string(&cfg).unwrap().replace(
+        "command = \"pytest\"",
+        &format!(
+            "command = \"{} -m pytest -q -p no:cacheprovider tests\"",
+            python.display()
+        ),
+    );
+    std::fs::write(&cfg, conf).unwrap();
+    // Regeneration keeps the business method byte for byte.
+    env.patch(dir, &["apply"]).ok();
+    assert!(
+        std::fs::read_to_string(&module)
+            .unwrap()
+            .ends_with(business)
+    );
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(
+        dir,
+        &["commit", "-qm", "users with business logic and tests"],
+    )
+    .ok();
+    env.patch(dir, &["merge"]).ok().stdout_has("tests passed");
 }

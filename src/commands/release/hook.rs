@@ -23,7 +23,17 @@ pub fn run(args: Args) -> Result<()> {
             };
             crate::hooks::pre_push(project.clone.production, BufReader::new(std::io::stdin()))
         }
-        // The post-merge notices come with the patch workflow; nothing to do yet.
-        _ => Ok(()),
+        "post-merge" => {
+            if let Ok(project) = Project::from_cwd() {
+                for line in crate::hooks::post_merge_notices(&project) {
+                    eprintln!("git-hop: {line}");
+                }
+            }
+            // A post-merge hook never fails the merge.
+            Ok(())
+        }
+        other => Err(crate::Error::usage(format!(
+            "unknown hook '{other}' (pre-push or post-merge)"
+        ))),
     }
 }

@@ -234,7 +234,7 @@ fn drop_db(params: &crate::db::conn::ConnParams, name: &str) -> Result<()> {
 fn write_skeleton(root: &Path, package: &str, dbname: &str) -> Result<()> {
     let files: Vec<(PathBuf, String)> = vec![
         (root.join(settings::CONFIG_PATH), ProjectConfig::render_new(package, dbname)),
-        (root.join(".gitignore"), "__pycache__/\n*.pyc\n.pytest_cache/\n".to_string()),
+        (root.join(".gitignore"), "__pycache__/\n*.pyc\n.pytest_cache/\n.venv/\n".to_string()),
         (
             root.join("Patches/README.md"),
             "# Patches\n\nOne folder per patch (`git hop-patch create <id>`): its `*.sql` files run in name order.\n".to_string(),

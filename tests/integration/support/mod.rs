@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod pg;
+#[path = "../../common/venv.rs"]
+pub mod venv;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
