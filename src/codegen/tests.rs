@@ -167,7 +167,6 @@ impl Drop for Pg {
 
 // ---------------------------------------------------------------- Python
 
-
 #[path = "../../tests/common/venv.rs"]
 mod venv;
 use venv::venv_python;
