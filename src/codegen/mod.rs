@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! pkg/__init__.py                          MODEL = Model('<config>', scope=__name__)
-//! pkg/<schema>/__init__.py                 __all__ = [modules]
+//! pkg/<schema>/__init__.py                 the schema's docstring (nothing per relation)
 //! pkg/<schema>/<relation>.py               class CamelCase(MODEL.get_relation_class('"schema"."relation"'))
 //! tests/<schema>/<relation>/test_<schema>_<relation>.py    created once
 //! ```
@@ -219,18 +219,13 @@ pub fn generate(
     add(pkg.join("__init__.py"), &[Begin], &|r| {
         python::render_package_init(package, dbname_for_config, &r[0])
     })?;
-    let mut by_dir: BTreeMap<&str, (&str, Vec<&str>)> = BTreeMap::new();
+    let mut by_dir: BTreeMap<&str, &str> = BTreeMap::new();
     for p in &placements {
-        let entry = by_dir
-            .entry(&p.schema_dir)
-            .or_insert((&p.relation.schema, Vec::new()));
-        entry.1.push(&p.module);
+        by_dir.entry(&p.schema_dir).or_insert(&p.relation.schema);
     }
-    for (dir, (schema, modules)) in &by_dir {
-        let mut modules = modules.clone();
-        modules.sort_unstable();
+    for (dir, schema) in &by_dir {
         add(pkg.join(dir).join("__init__.py"), &[Begin], &|r| {
-            python::render_schema_init(schema, &modules, &r[0])
+            python::render_schema_init(schema, &r[0])
         })?;
     }
     let mut tests: Vec<Planned> = Vec::new();

@@ -268,21 +268,16 @@ MODEL = Model({config_lit}, scope=__name__)
     )
 }
 
-/// A schema's `__init__.py`, listing its modules in `__all__`.
-pub fn render_schema_init(schema: &str, modules: &[&str], tail: &str) -> String {
-    let mut all = String::new();
-    for m in modules {
-        all.push_str(&format!("    {},\n", py_str(m)));
-    }
+/// A schema's `__init__.py`. It lists nothing that depends on the
+/// schema's relations, so two patches adding tables to one schema never
+/// conflict on it when their branches are merged (`sync`, `merge`).
+pub fn render_schema_init(schema: &str, tail: &str) -> String {
     format!(
         "{HEADER}
 \"\"\"The classes of the schema {schema_doc}, one module per relation.
 
 {WARNING}
 \"\"\"
-
-__all__ = [
-{all}]
 
 {BEGIN}
 {tail}",

@@ -707,7 +707,10 @@ fn half_orm_uses_the_generated_package_and_user_code_survives() {
         order_py.contains("order_user_id_fkey: (user_id) -> \"public\".\"users\" (id)"),
         "{order_py}"
     );
-    assert!(read(&root, "shop/public/__init__.py").contains("__all__ = [\n    '_2fa_codes',\n    'measure',\n    'order',\n    'user_names',\n    'users',\n]"));
+    assert!(
+        !read(&root, "shop/public/__init__.py").contains("users"),
+        "schema __init__ must not list relations (merge conflicts)"
+    );
 
     // 2. half_orm imports the classes, inserts and selects through them.
     let out = python(

@@ -433,3 +433,39 @@ fn seed_quick_start_with_half_orm_and_pytest() {
     .ok();
     env.patch(dir, &["merge"]).ok().stdout_has("tests passed");
 }
+
+/// Two patches adding tables to the same schema, each with its generated
+/// code committed: syncing one onto the other does not conflict, and the
+/// merged code validates.
+#[test]
+fn generated_code_of_two_patches_in_one_schema_merges_cleanly() {
+    let p = Project::new();
+    let env = &p.env;
+    let dir = p.name.as_str();
+    env.release(dir, &["new", "minor"]).ok();
+    use_test_script(env, dir, "true\n");
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["stash", "-q"]).ok();
+    let db_b = p.clone_as("b");
+    env.git("b", &["switch", "-q", "ho-release/0.1.0"]).ok();
+    env.patch(dir, &["create", "2-api"]).ok();
+    env.git(dir, &["stash", "pop", "-q"]).ok();
+    env.git("b", &["pull", "-q", "--ff-only"]).ok();
+    env.patch("b", &["create", "1-auth"]).ok();
+    use_test_script(env, "b", "true\n");
+    for (d, id, table) in [(dir, "2-api", "api_key"), ("b", "1-auth", "auth")] {
+        write(
+            env,
+            d,
+            &format!("Patches/{id}/01.sql"),
+            &format!("CREATE TABLE {table} (id int PRIMARY KEY);\n"),
+        );
+        env.patch(d, &["apply"]).ok();
+        env.git(d, &["add", "-A"]).ok();
+        env.git(d, &["commit", "-qm", id]).ok();
+    }
+    env.patch(dir, &["merge"]).ok();
+    env.patch("b", &["sync"]).ok();
+    env.patch("b", &["merge"]).ok().stdout_has("merged 1-auth");
+    pg::server().drop_db(&db_b);
+}
