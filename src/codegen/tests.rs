@@ -866,7 +866,7 @@ print(row['name'], [r['age'] for r in Users(name='bob').ho_select()][0])
         ]
         .map(PathBuf::from)
     );
-    assert_eq!(report.written, [PathBuf::from("shop/public/__init__.py")]);
+    assert!(report.written.is_empty(), "{:?}", report.written);
     assert!(!root.join("shop/audit_log").exists());
     assert!(
         root.join("shop/api/__pycache__").exists(),
