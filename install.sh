@@ -200,7 +200,12 @@ say "using $cargo ($("$cargo" --version))"
 
 step "Building (cargo build --release --locked)"
 "$cargo" build --release --locked
-target_dir=${CARGO_TARGET_DIR:-target}
+# Where cargo put the binaries: CARGO_TARGET_DIR, CARGO_BUILD_TARGET_DIR or
+# build.target-dir in a cargo config file may all move it; cargo metadata
+# knows the answer.
+target_dir=$("$cargo" metadata --format-version 1 --no-deps --locked 2>/dev/null |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p') || true
+[[ -n $target_dir ]] || target_dir=${CARGO_TARGET_DIR:-target}
 bins=(git-hop-patch git-hop-release)
 for b in "${bins[@]}"; do
     [[ -x $target_dir/release/$b ]] || die "the build did not produce $target_dir/release/$b" \
@@ -265,7 +270,14 @@ case ":$PATH:" in
 esac
 if [[ $on_path -eq 0 ]]; then
     say ""
-    say "$bin_dir is not on your PATH; add this line to ~/.bashrc and open a new shell:"
+    if [[ $prefix == "${HOME-}/.local" && -r ${HOME-}/.profile ]] &&
+        grep -q '\.local/bin' "$HOME/.profile"; then
+        # Debian's default ~/.profile adds ~/.local/bin when it exists.
+        say "$bin_dir is not on this shell's PATH yet; your ~/.profile adds it at your"
+        say "next login. For this shell, run:"
+    else
+        say "$bin_dir is not on your PATH; add this line to ~/.bashrc and open a new shell:"
+    fi
     say ""
     say "    export PATH=\"$bin_dir:\$PATH\""
 fi

@@ -171,6 +171,18 @@ impl Git {
     }
 }
 
+/// A deterministic git environment for unit tests (no user or system
+/// config, a fixed identity).
+#[cfg(test)]
+pub const TEST_ENV: [(&str, &str); 6] = [
+    ("GIT_CONFIG_GLOBAL", "/dev/null"),
+    ("GIT_CONFIG_NOSYSTEM", "1"),
+    ("GIT_AUTHOR_NAME", "t"),
+    ("GIT_AUTHOR_EMAIL", "t@e"),
+    ("GIT_COMMITTER_NAME", "t"),
+    ("GIT_COMMITTER_EMAIL", "t@e"),
+];
+
 /// The most useful part of a failed process's output, on one line.
 pub fn first_lines(stderr: &str, stdout: &str) -> String {
     let text = if stderr.trim().is_empty() {
@@ -300,14 +312,7 @@ mod tests {
     fn repo_reads_branch_tags_and_files() {
         let tmp = tempfile::tempdir().unwrap();
         let git = Git::new(tmp.path()).unwrap();
-        let env = [
-            ("GIT_CONFIG_GLOBAL", "/dev/null"),
-            ("GIT_CONFIG_NOSYSTEM", "1"),
-            ("GIT_AUTHOR_NAME", "t"),
-            ("GIT_AUTHOR_EMAIL", "t@e"),
-            ("GIT_COMMITTER_NAME", "t"),
-            ("GIT_COMMITTER_EMAIL", "t@e"),
-        ];
+        let env = crate::git::TEST_ENV;
         git.run_env(&["init", "-q", "-b", "ho-prod"], &env).unwrap();
         std::fs::write(tmp.path().join("a.txt"), "hello").unwrap();
         git.run_env(&["add", "a.txt"], &env).unwrap();

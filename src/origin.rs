@@ -188,24 +188,13 @@ mod tests {
         assert_eq!(release_reservation("0.1.0"), "refs/hop/releases/0.1.0");
     }
 
-    fn git_env() -> Vec<(&'static str, &'static str)> {
-        vec![
-            ("GIT_CONFIG_GLOBAL", "/dev/null"),
-            ("GIT_CONFIG_NOSYSTEM", "1"),
-            ("GIT_AUTHOR_NAME", "t"),
-            ("GIT_AUTHOR_EMAIL", "t@e"),
-            ("GIT_COMMITTER_NAME", "t"),
-            ("GIT_COMMITTER_EMAIL", "t@e"),
-        ]
-    }
-
     #[test]
     fn atomic_push_is_all_or_nothing_with_leases() {
         let tmp = tempfile::tempdir().unwrap();
         let bare = tmp.path().join("o.git");
         let work = tmp.path().join("w");
         let g = Git::new(tmp.path()).unwrap();
-        let env = git_env();
+        let env = crate::git::TEST_ENV;
         g.run_env(&["init", "-q", "--bare", bare.to_str().unwrap()], &env)
             .unwrap();
         g.run_env(&["init", "-q", "-b", "main", work.to_str().unwrap()], &env)

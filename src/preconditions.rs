@@ -65,6 +65,19 @@ pub fn on_patch_branch(project: &Project, command: &str) -> Result<PatchId> {
     }
 }
 
+/// The release in preparation (in the work tree) that lists patch `id`.
+pub fn release_of_patch(
+    project: &Project,
+    id: &PatchId,
+) -> Result<(Version, crate::release_file::PatchesFile)> {
+    crate::release_file::find_patch(&project.root, id.as_str())?.ok_or_else(|| {
+        Error::new(format!(
+            "Patch not found in candidates file: no release in preparation lists {id}"
+        ))
+        .hint("git hop-patch sync brings the release file up to date")
+    })
+}
+
 fn branch_name(project: &Project, role: &BranchRole) -> String {
     match role {
         BranchRole::Detached => "detached HEAD".into(),

@@ -507,14 +507,7 @@ mod tests {
     fn tags_are_made_without_refs() {
         let tmp = tempfile::tempdir().unwrap();
         let g = Git::new(tmp.path()).unwrap();
-        let env = [
-            ("GIT_CONFIG_GLOBAL", "/dev/null"),
-            ("GIT_CONFIG_NOSYSTEM", "1"),
-            ("GIT_AUTHOR_NAME", "t"),
-            ("GIT_AUTHOR_EMAIL", "t@e"),
-            ("GIT_COMMITTER_NAME", "t"),
-            ("GIT_COMMITTER_EMAIL", "t@e"),
-        ];
+        let env = crate::git::TEST_ENV;
         g.run_env(&["init", "-q", "-b", "ho-prod"], &env).unwrap();
         g.run_env(&["config", "user.name", "t"], &env).unwrap();
         g.run_env(&["config", "user.email", "t@e"], &env).unwrap();

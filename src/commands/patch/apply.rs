@@ -2,11 +2,10 @@
 //! staged patches and this one, in TOML order, then regenerates code.
 
 use crate::commands::db_args::DbArgs;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::preconditions;
 use crate::project::Project;
 use crate::rebuild;
-use crate::release_file;
 
 /// Rebuild the working database: production snapshot, then the release's
 /// staged patches and this patch in TOML order; then regenerate code.
@@ -21,13 +20,7 @@ pub fn run(args: Args) -> Result<()> {
     let project = Project::from_cwd()?;
     preconditions::development(&project, "git hop-patch apply")?;
     let id = preconditions::on_patch_branch(&project, "git hop-patch apply")?;
-    let (version, file) =
-        release_file::find_patch(&project.root, id.as_str())?.ok_or_else(|| {
-            Error::new(format!(
-                "Patch not found in candidates file: no release in preparation lists {id}"
-            ))
-            .hint("git hop-patch sync brings the release file up to date")
-        })?;
+    let (version, file) = preconditions::release_of_patch(&project, &id)?;
     let order = rebuild::patch_order(&file, Some(&id))?;
     let db = project.database(&args.db.options(None))?;
     println!(

@@ -27,12 +27,7 @@ pub fn run(args: Args) -> Result<()> {
     preconditions::development(&project, "git hop-patch merge")?;
     let id = preconditions::on_patch_branch(&project, "git hop-patch merge")?;
     preconditions::clean(&project)?;
-    let (version, _) = release_file::find_patch(&project.root, id.as_str())?.ok_or_else(|| {
-        Error::new(format!(
-            "Patch not found in candidates file: no release in preparation lists {id}"
-        ))
-        .hint("git hop-patch sync brings the release file up to date")
-    })?;
+    let (version, _) = preconditions::release_of_patch(&project, &id)?;
     let git = &project.git;
     let release_branch = format!("{RELEASE_PREFIX}{version}");
     let patch_branch = id.branch();

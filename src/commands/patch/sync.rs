@@ -5,7 +5,6 @@ use crate::error::{Error, Result};
 use crate::origin::{Origin, REMOTE, RefUpdate};
 use crate::preconditions;
 use crate::project::{Project, RELEASE_PREFIX};
-use crate::release_file;
 
 /// Merge the latest ho-release/X.Y.Z from origin into the current patch
 /// branch (and push the patch branch)
@@ -17,11 +16,7 @@ pub fn run(_args: Args) -> Result<()> {
     preconditions::development(&project, "git hop-patch sync")?;
     let id = preconditions::on_patch_branch(&project, "git hop-patch sync")?;
     preconditions::clean(&project)?;
-    let (version, _) = release_file::find_patch(&project.root, id.as_str())?.ok_or_else(|| {
-        Error::new(format!(
-            "Patch not found in candidates file: no release in preparation lists {id}"
-        ))
-    })?;
+    let (version, _) = preconditions::release_of_patch(&project, &id)?;
     let git = &project.git;
     let release_branch = format!("{RELEASE_PREFIX}{version}");
     let origin = Origin::of(git)?;
