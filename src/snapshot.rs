@@ -65,7 +65,11 @@ pub fn dump_schema(params: &ConnParams) -> Result<String> {
             None,
             None,
         )
-        .map_err(|e| e.context("cannot dump the schema"))?;
+        .map_err(|e| {
+            e.context("cannot dump the schema").hint(
+                "check that pg_dump reaches the server with the same settings, and that it is not older than the server (pg_dump --version)",
+            )
+        })?;
     Ok(normalize(&out.stdout))
 }
 

@@ -198,7 +198,11 @@ impl Cluster {
         if !self.is_running() {
             return Ok(());
         }
-        self.pg_ctl_stop(self.pg_bin()?)
+        self.pg_ctl_stop(self.pg_bin()?)?;
+        // The socket folder is re-created on start; an empty one left in
+        // /tmp is only clutter.
+        let _ = fs::remove_dir(&self.socket_dir);
+        Ok(())
     }
 
     pub fn status(&self) -> ClusterStatus {

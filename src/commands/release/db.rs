@@ -61,6 +61,13 @@ pub fn run(args: Args) -> Result<()> {
             println!("owner:    {}", s.owner);
             println!("log:      {}", s.log_file.display());
             println!("database: {}", db.name());
+            println!(
+                "connect:  psql -h {} -p {} -U {} {}",
+                s.socket_dir.display(),
+                cluster.port(),
+                cluster.superuser(),
+                db.name()
+            );
         }
         Action::Start => {
             cluster.ensure_started()?;

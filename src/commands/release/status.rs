@@ -211,10 +211,14 @@ pub fn render(s: &Status) -> String {
         (None, None) => "none (no half_orm_meta)".into(),
     };
     out.push_str(&format!("database:    {} {db_version}\n", s.database.name));
-    out.push_str(&format!(
-        "server:      {} (from {})\n",
-        s.database.server, s.database.source
-    ));
+    if s.database.embedded {
+        out.push_str(&format!("server:      {}\n", s.database.server));
+    } else {
+        out.push_str(&format!(
+            "server:      {} (from {})\n",
+            s.database.server, s.database.source
+        ));
+    }
     let releases = if s.releases_in_preparation.is_empty() {
         "none".to_string()
     } else {

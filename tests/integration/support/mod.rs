@@ -81,6 +81,7 @@ impl TestEnv {
             .env("GIT_CONFIG_GLOBAL", self.home.join(".gitconfig"))
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("TZ", "UTC")
+            .env("TMPDIR", self.tmp.path())
             .env("LC_ALL", "C")
             .env("USER", whoami())
             .current_dir(self.work.join(dir))
