@@ -55,6 +55,40 @@ fn quick_start_release_patch_apply_merge() {
         "SELECT patch_id || ' ' || release || ' ' || length(sha256) FROM half_orm_meta.hop_patch",
     );
     assert_eq!(sha, "1-users 0.1.0 64");
+    let module =
+        std::fs::read_to_string(env.path(dir).join(format!("{dir}/public/users.py"))).unwrap();
+    assert!(
+        module.contains("class Users(") && module.contains("\"public\".\"users\""),
+        "{module}"
+    );
+    assert!(
+        env.path(dir)
+            .join("tests/public/users/test_public_users.py")
+            .is_file()
+    );
+    env.release(dir, &["generate"])
+        .ok()
+        .stdout_has("0 written, 0 removed");
+    env.patch(dir, &["status"])
+        .ok()
+        .stdout_has("database: matches the patch files");
+    // Drift: the files changed since the last apply; CRLF alone is no drift.
+    let sql = env.path(dir).join("Patches/1-users/01_users.sql");
+    let original = std::fs::read_to_string(&sql).unwrap();
+    std::fs::write(&sql, original.replace('\n', "\r\n")).unwrap();
+    env.patch(dir, &["status"])
+        .ok()
+        .stdout_has("database: matches the patch files");
+    std::fs::write(&sql, format!("{original}-- more\n")).unwrap();
+    let st = env.patch(dir, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&st.ok().stdout).unwrap();
+    assert!(
+        v["database"].as_str().unwrap().starts_with("differs"),
+        "{v}"
+    );
+    assert_eq!(v["state"], "candidate");
+    assert_eq!(v["behind"], 0);
+    std::fs::write(&sql, &original).unwrap();
     use_test_script(
         env,
         dir,
