@@ -503,3 +503,46 @@ fn generated_code_of_two_patches_in_one_schema_merges_cleanly() {
     env.patch("b", &["merge"]).ok().stdout_has("merged 1-auth");
     pg::server().drop_db(&db_b);
 }
+
+/// A merge interrupted after its push (origin has the staged release, the
+/// clone still has the patch branch checked out): the next merge finishes
+/// the local part instead of failing.
+#[test]
+fn a_merge_interrupted_after_its_push_is_completed_by_the_next_run() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-a"]).ok();
+    write(env, dir, "Patches/1-a/01.sql", "CREATE TABLE a (id int);\n");
+    use_test_script(env, dir, "true\n");
+    env.patch(dir, &["apply"]).ok();
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "a"]).ok();
+    let patch_commit = env.git(dir, &["rev-parse", "HEAD"]).out();
+    let release_before = env.git(dir, &["rev-parse", "ho-release/0.1.0"]).out();
+    env.patch(dir, &["merge"]).ok();
+    let merged = env.git(dir, &["rev-parse", "ho-release/0.1.0"]).out();
+    // Put the clone back as it was when the push had just succeeded.
+    env.git(dir, &["switch", "-q", "-c", "ho-patch/1-a", &patch_commit])
+        .ok();
+    env.git(
+        dir,
+        &["update-ref", "refs/heads/ho-release/0.1.0", &release_before],
+    )
+    .ok();
+    env.patch(dir, &["merge"]).ok().stdout_has("already staged");
+    assert_eq!(
+        env.git(dir, &["branch", "--show-current"]).out(),
+        "ho-release/0.1.0"
+    );
+    assert_eq!(
+        env.git(dir, &["rev-parse", "ho-release/0.1.0"]).out(),
+        merged
+    );
+    assert!(
+        env.git(dir, &["rev-parse", "--verify", "-q", "ho-patch/1-a"])
+            .code
+            != Some(0)
+    );
+    assert_eq!(env.git(dir, &["status", "--porcelain"]).out(), "");
+}

@@ -65,6 +65,24 @@ pub fn run(args: Args) -> Result<()> {
             .ok_or_else(|| Error::new(format!("branch {release_branch} not found")))?
     };
 
+    // An earlier run pushed but was interrupted before moving local refs:
+    // the release already has the patch staged. Finish the local part.
+    if already_staged(&project, &version, &release_commit, &patch_commit, &id)? {
+        move_local_refs(
+            &project,
+            &release_branch,
+            &patch_branch,
+            &release_commit,
+            local_release.as_deref(),
+            origin.is_some(),
+        )?;
+        println!(
+            "{id} is already staged in {release_branch} (an earlier merge was interrupted after pushing); \
+             switched to {release_branch} and deleted the local {patch_branch}"
+        );
+        return Ok(());
+    }
+
     // Validate (temporary worktree and database, removed on every path).
     let working = project.database(&args.db.options(None))?;
     let staged = validation::validate_merge(
@@ -91,29 +109,14 @@ pub fn run(args: Args) -> Result<()> {
                 .hint("nothing was changed: if another patch was merged meanwhile, run git hop-patch merge again")
         })?;
     }
-    match &local_release {
-        Some(old) => git.run(&[
-            "update-ref",
-            &format!("refs/heads/{release_branch}"),
-            &staged,
-            old,
-        ])?,
-        None => git.run(&[
-            "update-ref",
-            &format!("refs/heads/{release_branch}"),
-            &staged,
-        ])?,
-    };
-    git.run(&["switch", "-q", &release_branch])?;
-    git.run(&["branch", "-q", "-D", &patch_branch])?;
-    if origin.is_some() {
-        let _ = git.run(&[
-            "branch",
-            "-q",
-            "--set-upstream-to",
-            &format!("{REMOTE}/{release_branch}"),
-        ]);
-    }
+    move_local_refs(
+        &project,
+        &release_branch,
+        &patch_branch,
+        &staged,
+        local_release.as_deref(),
+        origin.is_some(),
+    )?;
 
     let file =
         release_file::PatchesFile::load(release_file::patches_path(&project.root, &version))?;
@@ -135,5 +138,62 @@ pub fn run(args: Args) -> Result<()> {
     println!(
         "\nnext steps:\n  git hop-patch create <id>      # another patch\n  git hop-release promote rc     # when the release is complete"
     );
+    Ok(())
+}
+
+/// Whether the release (at `release_commit`) already holds the patch as
+/// staged, with every commit of the patch branch merged.
+fn already_staged(
+    project: &Project,
+    version: &crate::version::Version,
+    release_commit: &str,
+    patch_commit: &str,
+    id: &crate::patch_id::PatchId,
+) -> Result<bool> {
+    let toml = release_file::patches_path(&project.root, version);
+    let rel = toml
+        .strip_prefix(&project.root)
+        .unwrap_or(&toml)
+        .display()
+        .to_string();
+    let Ok(text) = project
+        .git
+        .run(&["show", &format!("{release_commit}:{rel}")])
+    else {
+        return Ok(false);
+    };
+    let file = release_file::PatchesFile::parse(&toml, &text)?;
+    Ok(
+        file.state(id.as_str()) == Some(release_file::PatchState::Staged)
+            && project.git.is_ancestor(patch_commit, release_commit)?,
+    )
+}
+
+/// After origin accepted the merge: the release branch at `release`, the
+/// user on it, the patch branch gone.
+fn move_local_refs(
+    project: &Project,
+    release_branch: &str,
+    patch_branch: &str,
+    release: &str,
+    old: Option<&str>,
+    has_origin: bool,
+) -> Result<()> {
+    let git = &project.git;
+    let refname = format!("refs/heads/{release_branch}");
+    match old {
+        Some(old) => git.run(&["update-ref", &refname, release, old])?,
+        None => git.run(&["update-ref", &refname, release])?,
+    };
+    git.run(&["switch", "-q", release_branch])?;
+    git.run(&["branch", "-q", "-D", patch_branch])?;
+    if has_origin {
+        let _ = git.run(&[
+            "branch",
+            "-q",
+            "--set-upstream-to",
+            &format!("{REMOTE}/{release_branch}"),
+        ]);
+    }
     Ok(())
 }
