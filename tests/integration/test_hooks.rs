@@ -1,7 +1,8 @@
 //! Hook installation keeps the user's own hook code; pre-push refuses
-//! direct pushes to the refs git-hop owns.
+//! direct pushes to the refs git-hop owns, warns about a patch's
+//! uncommitted files and, with hop.prePushTests, validates the patch.
 
-use crate::support::{TestEnv, pg};
+use crate::support::{Project, TestEnv, pg};
 
 #[test]
 fn hooks_install_uninstall_keep_user_code_and_guard_protected_refs() {
@@ -62,4 +63,151 @@ fn hooks_install_uninstall_keep_user_code_and_guard_protected_refs() {
     env.release(&pkg, &["hooks", "install"]).ok();
     assert!(env.path(&pkg).join("myhooks/pre-push").is_file());
     pg::server().drop_db(&pkg);
+}
+
+/// Writes a file under the clone `dir`.
+fn write(env: &TestEnv, dir: &str, rel: &str, text: &str) {
+    let p = env.path(dir).join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// Temporary databases of the project whose working database is `db`.
+fn temp_databases(db: &str) -> String {
+    pg::server().psql(
+        "postgres",
+        &format!("SELECT string_agg(datname, ',') FROM pg_database WHERE starts_with(datname, '{db}_hop_')"),
+    )
+}
+
+/// What `.git/hop/tmp` holds (validation worktrees, scratch repositories).
+fn hop_tmp(env: &TestEnv, dir: &str) -> Vec<String> {
+    std::fs::read_dir(env.path(dir).join(".git/hop/tmp"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn pre_push_of_a_patch_warns_about_uncommitted_files_and_validates_when_asked() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-a"]).ok();
+    write(env, dir, "Patches/1-a/01.sql", "CREATE TABLE a (id int);\n");
+    // The project's tests need a column the patch does not create yet.
+    let cfg = env.path(dir).join(".hop/config");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("command = \"pytest\"", "command = \"sh tests/check.sh\"");
+    std::fs::write(cfg, text).unwrap();
+    write(
+        env,
+        dir,
+        "tests/check.sh",
+        "psql -X -v ON_ERROR_STOP=1 -Atc 'SELECT ok FROM a' >/dev/null || { echo 'test_ok FAILED' >&2; exit 1; }\n",
+    );
+    env.patch(dir, &["apply"]).ok();
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "a"]).ok();
+
+    // An untracked file of the patch: a warning, and the push goes through.
+    write(env, dir, "Patches/1-a/02_later.sql", "SELECT 2;\n");
+    env.git(dir, &["push", "-q", "origin", "ho-patch/1-a"])
+        .ok()
+        .stderr_has("commit them or they are not pushed")
+        .stderr_has("Patches/1-a/02_later.sql (untracked)");
+    std::fs::remove_file(env.path(dir).join("Patches/1-a/02_later.sql")).unwrap();
+
+    // With hop.prePushTests, failing tests refuse the push and leave nothing.
+    env.git(dir, &["config", "hop.prePushTests", "true"]).ok();
+    write(env, dir, "Patches/1-a/README.md", "a, with tests\n");
+    env.git(dir, &["commit", "-qam", "readme"]).ok();
+    pg::server().psql(dir, "INSERT INTO a VALUES (42)");
+    env.git(dir, &["fetch", "-q", "--prune", "--tags", "origin"])
+        .ok();
+    let before = p.local_state(dir);
+    let origin_before = p.origin_refs();
+    env.git(dir, &["push", "-q", "origin", "ho-patch/1-a"])
+        .fails(1)
+        .stderr_has("push of ho-patch/1-a refused")
+        .stderr_has("tests failed")
+        .stderr_has("test_ok FAILED")
+        .stderr_has("--no-verify");
+    assert_eq!(p.local_state(dir), before, "local repository changed");
+    assert_eq!(p.origin_refs(), origin_before, "origin changed");
+    assert_eq!(
+        hop_tmp(env, dir),
+        Vec::<String>::new(),
+        "left in .git/hop/tmp"
+    );
+    assert_eq!(
+        env.git(dir, &["worktree", "list"]).out().lines().count(),
+        1,
+        "worktree left"
+    );
+    assert_eq!(temp_databases(dir), "", "temporary database left");
+    assert_eq!(
+        pg::server().psql(dir, "SELECT id FROM a"),
+        "42",
+        "working database changed"
+    );
+
+    // Fixed patch (and regenerated code) committed: the push goes through.
+    write(
+        env,
+        dir,
+        "Patches/1-a/01.sql",
+        "CREATE TABLE a (id int, ok bool);\n",
+    );
+    env.patch(dir, &["apply"]).ok();
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "a.ok"]).ok();
+    let head = env.git(dir, &["rev-parse", "HEAD"]).out();
+    env.git(dir, &["push", "-q", "origin", "ho-patch/1-a"])
+        .ok()
+        .stderr_has("passes validation");
+    assert!(
+        p.origin_refs()
+            .contains(&format!("{head}\trefs/heads/ho-patch/1-a")),
+        "{}",
+        p.origin_refs()
+    );
+    assert_eq!(
+        hop_tmp(env, dir),
+        Vec::<String>::new(),
+        "left in .git/hop/tmp"
+    );
+    assert_eq!(temp_databases(dir), "", "temporary database left");
+    // The release is untouched: the patch is still a candidate.
+    let toml =
+        std::fs::read_to_string(env.path(dir).join(".hop/releases/0.1.0-patches.toml")).unwrap();
+    assert!(toml.contains("\"1-a\" = \"candidate\""), "{toml}");
+
+    // From a linked worktree (git gives the hook GIT_DIR): the validation
+    // still runs in its own repository, not in the user's worktree.
+    env.git(dir, &["switch", "-q", "ho-release/0.1.0"]).ok();
+    env.git(dir, &["worktree", "add", "-q", "../wt", "ho-patch/1-a"])
+        .ok();
+    write(env, "wt", "Patches/1-a/README.md", "a, from a worktree\n");
+    env.git("wt", &["commit", "-qam", "from wt"]).ok();
+    let head = env.git("wt", &["rev-parse", "HEAD"]).out();
+    env.git("wt", &["push", "-q", "origin", "ho-patch/1-a"])
+        .ok()
+        .stderr_has("passes validation");
+    assert_eq!(env.git("wt", &["rev-parse", "HEAD"]).out(), head);
+    assert_eq!(
+        env.git("wt", &["status", "--porcelain", "--untracked-files=all"])
+            .out(),
+        ""
+    );
+    assert_eq!(env.git(dir, &["worktree", "list"]).out().lines().count(), 2);
+    assert_eq!(
+        hop_tmp(env, dir),
+        Vec::<String>::new(),
+        "left in .git/hop/tmp"
+    );
 }

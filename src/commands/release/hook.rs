@@ -17,11 +17,16 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     match args.event.as_str() {
         "pre-push" => {
+            // Before anything else (no thread exists yet): git's GIT_DIR of a
+            // linked worktree would send the validation's git commands to the
+            // user's repository.
+            crate::hooks::forget_repository_env();
+            crate::hooks::stdout_to_stderr();
             // Outside a hop project the hook has nothing to enforce.
             let Ok(project) = Project::from_cwd() else {
                 return Ok(());
             };
-            crate::hooks::pre_push(project.clone.production, BufReader::new(std::io::stdin()))
+            crate::hooks::pre_push(&project, BufReader::new(std::io::stdin()))
         }
         "post-merge" => {
             if let Ok(project) = Project::from_cwd() {
