@@ -1,0 +1,223 @@
+//! What the end-to-end benchmarks share: a throwaway PostgreSQL cluster
+//! (socket only, fast settings, removed at the end even on a panic), an
+//! isolated environment in which the real binaries run as a user runs them
+//! (through `git`), a project made with `git hop-release init`, and the
+//! timing rows (median and minimum of a few runs). Benchmarks only print:
+//! speed depends on the machine and is never asserted.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hop::db::cluster::{Cluster, ClusterOptions};
+
+/// A cluster in a temporary folder, destroyed when dropped.
+pub struct Server {
+    pub cluster: Cluster,
+    _base: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let base = tempfile::Builder::new()
+            .prefix("hop-bench-pg-")
+            .tempdir_in("/tmp")
+            .expect("temporary folder in /tmp");
+        let cluster = Cluster::at(
+            base.path(),
+            ClusterOptions {
+                fast: true,
+                extra_hba: Vec::new(),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+        let server = Server {
+            cluster,
+            _base: base,
+        };
+        server
+            .cluster
+            .ensure_started()
+            .unwrap_or_else(|e| panic!("{}", e.render()));
+        server
+    }
+
+    /// `postgresql://postgres@/<db>?host=<socket folder>`.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgresql://{}@/{}?host={}",
+            self.cluster.superuser(),
+            percent_encode(db),
+            percent_encode(&self.cluster.socket_dir().to_string_lossy())
+        )
+    }
+
+    /// The connection variables of database `db` for a child process.
+    pub fn pg_env(&self, db: &str) -> Vec<(String, String)> {
+        vec![
+            (
+                "PGHOST".into(),
+                self.cluster.socket_dir().display().to_string(),
+            ),
+            ("PGUSER".into(), self.cluster.superuser().to_string()),
+            ("PGDATABASE".into(), db.to_string()),
+        ]
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Err(e) = self.cluster.destroy() {
+            eprintln!("cannot remove the benchmark cluster: {}", e.render());
+        }
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The folder of the freshly built binaries.
+pub fn bin_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_git-hop-release"))
+        .parent()
+        .expect("binary folder")
+        .to_path_buf()
+}
+
+/// An isolated home: its own HOME and git config, the built binaries first
+/// on PATH, no PG* variables, the cluster as `HOP_DATABASE_URL`.
+pub struct Env {
+    pub tmp: tempfile::TempDir,
+    pub work: PathBuf,
+    vars: Vec<(String, String)>,
+}
+
+impl Env {
+    pub fn new(server: &Server) -> Env {
+        let tmp = tempfile::Builder::new()
+            .prefix("hop-bench-")
+            .tempdir()
+            .expect("temporary folder");
+        let home = tmp.path().join("home");
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(&home).expect("home");
+        std::fs::create_dir_all(&work).expect("work");
+        let gitconfig = home.join(".gitconfig");
+        std::fs::write(
+            &gitconfig,
+            "[user]\n\tname = Bench\n\temail = bench@example.com\n[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n",
+        )
+        .expect("gitconfig");
+        let path = format!(
+            "{}:{}",
+            bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let vars = vec![
+            ("PATH".into(), path),
+            ("HOME".into(), home.display().to_string()),
+            ("GIT_CONFIG_GLOBAL".into(), gitconfig.display().to_string()),
+            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
+            ("TMPDIR".into(), tmp.path().display().to_string()),
+            ("LC_ALL".into(), "C".into()),
+            ("TZ".into(), "UTC".into()),
+            ("HOP_DATABASE_URL".into(), server.url("")),
+        ];
+        Env { tmp, work, vars }
+    }
+
+    /// `program args` in `dir` (relative to the work folder), isolated.
+    pub fn cmd(&self, program: &str, dir: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
+            .args(args)
+            .current_dir(self.work.join(dir))
+            .stdin(Stdio::null());
+        if let Ok(user) = std::env::var("USER") {
+            c.env("USER", user);
+        }
+        c
+    }
+
+    /// Runs and requires success; returns what it printed.
+    pub fn run(&self, program: &str, dir: &str, args: &[&str]) -> Output {
+        let out = self
+            .cmd(program, dir, args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        assert!(
+            out.status.success(),
+            "{program} {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub fn git(&self, dir: &str, args: &[&str]) -> String {
+        let out = self.run("git", dir, args);
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.work.join(rel)
+    }
+
+    /// `git hop-release init <package> --origin <bare origin>`.
+    pub fn init_project(&self, package: &str) -> PathBuf {
+        let origin = self.tmp.path().join("origin.git");
+        let o = origin.display().to_string();
+        self.run("git", ".", &["init", "-q", "--bare", "-b", "ho-prod", &o]);
+        self.run(
+            "git",
+            ".",
+            &["hop-release", "init", package, "--origin", &o],
+        );
+        self.path(package)
+    }
+}
+
+/// Writes `text` to `dir/rel`, creating folders.
+pub fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).expect("folder");
+    }
+    std::fs::write(&p, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", p.display()));
+}
+
+/// Runs `f` `runs` times and returns the durations.
+pub fn time(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect()
+}
+
+/// Prints one row: median and minimum; returns the median.
+pub fn row(group: &str, name: &str, mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    let median = times[times.len() / 2];
+    println!(
+        "{group}/{name:<48} median {:>10.2?}  min {:>10.2?}  ({} runs)",
+        median,
+        times[0],
+        times.len()
+    );
+    median
+}
