@@ -592,11 +592,17 @@ impl Tracker<'_> {
         let _ = writeln!(self.out, "{line}");
     }
 
+    /// A patch file as the user sees it: `Patches/<id>/<file>` (the
+    /// extraction folder and its `<version>/` level left out).
     fn shown(&self, path: &Path) -> String {
-        path.strip_prefix(&self.extracted)
-            .unwrap_or(path)
-            .display()
-            .to_string()
+        match path.strip_prefix(&self.extracted) {
+            Ok(rel) => {
+                let mut parts = rel.components();
+                parts.next();
+                parts.as_path().display().to_string()
+            }
+            Err(_) => path.display().to_string(),
+        }
     }
 
     fn step_line(&mut self, r: usize, p: usize, s: usize, took: Duration) {
@@ -674,7 +680,13 @@ impl Tracker<'_> {
                 None => format!("psql {status}"),
             },
         };
-        let detail = detail.replace(&format!("{}/", self.extracted.display()), "");
+        let mut detail = detail;
+        for rel in self.releases {
+            detail = detail.replace(
+                &format!("{}/{}/", self.extracted.display(), rel.version),
+                "",
+            );
+        }
         let at = |r: usize, p: usize, s: usize| {
             let rel = &self.releases[r];
             let patch = &rel.patches[p];

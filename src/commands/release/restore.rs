@@ -25,7 +25,8 @@ use crate::version::{Pre, Version};
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The production version (X.Y.Z or X.Y.Z-hotfixN)
-    pub version: String,
+    #[arg(value_name = "VERSION")]
+    pub target: String,
     /// Do not ask for confirmation (production)
     #[arg(long)]
     pub yes: bool,
@@ -37,7 +38,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let v: Version = args.version.parse()?;
+    let v: Version = args.target.parse()?;
     if matches!(v.pre, Pre::Rc(_)) {
         return Err(Error::usage(format!(
             "{v} is a release candidate, not a production version"
