@@ -709,6 +709,14 @@ impl Tracker<'_> {
                 };
                 Error::new(format!("release {v}, patch {id} failed: {detail}"))
             }
+            Some(Marker::Check(r, p, s))
+                if mode(&self.releases[r].patches[p].steps[s]) == Mode::NoTransaction =>
+            {
+                let (v, id, file) = at(r, p, s);
+                Error::new(format!(
+                    "release {v}, patch {id}: {file} ran, but recording it in {STEP_TABLE} failed: {detail}"
+                ))
+            }
             Some(Marker::Check(r, p, s)) => {
                 let (v, id, file) = at(r, p, s);
                 Error::new(format!(

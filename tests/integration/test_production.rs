@@ -640,6 +640,17 @@ fn a_patch_that_ends_the_transaction_itself_cannot_commit_half_an_upgrade() {
         )],
     );
     env.release(dir, &["promote", "prod"]).ok();
+    env.release(dir, &["new", "minor"]).ok();
+    patch(
+        env,
+        dir,
+        "3-py",
+        &[
+            ("01.sql", "CREATE TABLE seen (who text);\n"),
+            ("load.py", PY),
+        ],
+    );
+    env.release(dir, &["promote", "prod"]).ok();
 
     let db = pg::unique_db_name("guard");
     env.release(
@@ -679,4 +690,30 @@ fn a_patch_that_ends_the_transaction_itself_cannot_commit_half_an_upgrade() {
         "t"
     );
     pg::server().drop_db(&db);
+
+    // A Python step: it splits the transaction, sees the database, and is recorded.
+    let db = pg::unique_db_name("py");
+    env.release(
+        dir,
+        &["restore", "0.2.0", "--db-url", &pg::server().url(&db)],
+    )
+    .ok();
+    env.git("prod", &["config", "hop.database.name", &db]).ok();
+    env.release("prod", &["upgrade"])
+        .ok()
+        .stdout_has("load.py  (python: runs outside the transaction")
+        .stdout_has("3-py  load.py  ")
+        .stdout_has("upgraded from 0.2.0 to 0.3.0");
+    assert_eq!(sql(&db, "SELECT string_agg(who, ',') FROM seen"), "python");
+    assert_eq!(releases(&db), "0.0.0,0.1.0,0.2.0,0.3.0");
+    assert_eq!(
+        sql(
+            &db,
+            "SELECT to_regclass('half_orm_meta.hop_upgrade_step') IS NULL"
+        ),
+        "t"
+    );
+    pg::server().drop_db(&db);
 }
+
+const PY: &str = "import subprocess\nsubprocess.run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', \"INSERT INTO seen VALUES ('python')\"], check=True)\n";

@@ -151,8 +151,20 @@ pub fn run(args: Args) -> Result<()> {
     let taken = backup::take(&db.params, &dir, &version, &tables)?;
     println!("backup: {} (verified)", taken.path.display());
 
-    let conf_dir = crate::generate::working_config_dir(&project.state_dir());
-    let python_env = crate::generate::environment(&conf_dir, &project.root, &project.config, &db)?;
+    // Python steps get the database as in SPEC 4.4 (a half_orm config for it).
+    let has_python = releases.iter().any(|r| {
+        r.patches.iter().any(|p| {
+            p.steps
+                .iter()
+                .any(|s| s.kind == crate::patch_runner::StepKind::Python)
+        })
+    });
+    let python_env = if has_python {
+        let conf_dir = crate::generate::working_config_dir(&project.state_dir());
+        crate::generate::environment(&conf_dir, &project.root, &project.config, &db)?
+    } else {
+        Vec::new()
+    };
     let mut out = std::io::stdout();
     let result = runner::run(
         &db.params,
