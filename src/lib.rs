@@ -2,6 +2,7 @@
 //! PostgreSQL projects. Both binaries (`git-hop-patch`, `git-hop-release`)
 //! are thin shells over this library.
 
+pub mod backup;
 pub mod cli;
 pub mod codegen;
 pub mod commands;
@@ -22,6 +23,7 @@ pub mod release_file;
 pub mod settings;
 pub mod snapshot;
 pub mod undo;
+pub mod upgrade;
 pub mod validation;
 pub mod version;
 

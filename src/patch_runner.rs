@@ -27,6 +27,10 @@
 //! its patch and file (psql itself gives `file:line`). psql's stdout (the
 //! results of a patch's queries) is discarded. psql needs version 13 or
 //! later (`\warn`).
+//!
+//! Upgrades (all pending releases in one transaction) use the same driver
+//! conventions in [`crate::upgrade::runner`], which shares this module's
+//! helpers (quoting, error lines, status).
 
 use std::collections::VecDeque;
 use std::fs;
@@ -433,7 +437,7 @@ fn parse_marker(rest: &str) -> Option<Marker> {
 /// A path for a psql meta-command argument: single-quoted, with `'`
 /// doubled and backslash, newline, CR and tab escaped (psql applies C-like
 /// escapes inside single quotes).
-fn psql_quote(path: &Path) -> Result<String> {
+pub(crate) fn psql_quote(path: &Path) -> Result<String> {
     let s = path.to_str().ok_or_else(|| {
         Error::new(format!("path {} is not valid UTF-8", path.display()))
             .hint("move the work tree to a path of UTF-8 characters")
@@ -703,23 +707,23 @@ impl Tracker<'_> {
 }
 
 /// `12 ms`.
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
 
 /// The main error line of psql's stderr.
-struct FoundError {
+pub(crate) struct FoundError {
     /// `(file, line)` psql put before the message.
-    location: Option<(String, usize)>,
+    pub(crate) location: Option<(String, usize)>,
     /// `ERROR: …` (spaces collapsed), with the DETAIL line when there is one.
-    text: String,
+    pub(crate) text: String,
 }
 
 const SEVERITIES: &[&str] = &["ERROR:", "FATAL:", "PANIC:", "error:", "fatal:"];
 
 /// Finds the first error among psql's stderr lines: `psql:FILE:LINE: ERROR:  msg`,
 /// `psql: error: msg` or a bare `ERROR:  msg`.
-fn find_error<'a>(lines: impl Iterator<Item = &'a str>) -> Option<FoundError> {
+pub(crate) fn find_error<'a>(lines: impl Iterator<Item = &'a str>) -> Option<FoundError> {
     let lines: Vec<&str> = lines.collect();
     for (i, line) in lines.iter().enumerate() {
         let Some((location, text)) = split_error_line(line) else {
@@ -851,7 +855,7 @@ fn run_psql(
     Err(tracker.psql_failure(&status, driver, script))
 }
 
-fn describe_status(status: &std::process::ExitStatus) -> String {
+pub(crate) fn describe_status(status: &std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(c), _) => format!("exited with status {c}"),

@@ -13,112 +13,33 @@ use super::*;
 
 // ---------------------------------------------------------------- PostgreSQL
 
-fn pg_bindir() -> PathBuf {
-    if let Ok(dir) = std::env::var("HOP_PG_BINDIR") {
-        return PathBuf::from(dir);
-    }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if dir.join("initdb").exists() {
-            return dir;
-        }
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path().join("bin"))
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
-        .pop()
-        .expect("no PostgreSQL server binaries (initdb) found")
-}
-
-fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// A throwaway cluster listening only on a Unix socket in its own folder.
+/// A throwaway cluster listening only on a Unix socket (the project's own
+/// cluster code: as root it runs as an unprivileged user).
 struct Pg {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
+    _dir: tempfile::TempDir,
+    cluster: crate::db::cluster::Cluster,
 }
 
 impl Pg {
     fn start() -> Pg {
-        let bin = pg_bindir();
         let dir = tempfile::Builder::new()
             .prefix("hopcg")
             .tempdir_in("/tmp")
             .unwrap();
-        if is_root() {
-            let st = Command::new("chown")
-                .arg("postgres:postgres")
-                .arg(dir.path())
-                .status()
-                .unwrap();
-            assert!(st.success());
-        }
-        let pg = Pg { dir, bin };
-        let data = pg.dir.path().join("data");
-        pg.run(&[
-            pg.bin.join("initdb").to_str().unwrap(),
-            "-D",
-            data.to_str().unwrap(),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-            "--no-instructions",
-        ]);
-        let opts = format!(
-            "-k {} -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            pg.dir.path().display()
-        );
-        pg.run(&[
-            pg.bin.join("pg_ctl").to_str().unwrap(),
-            "-D",
-            data.to_str().unwrap(),
-            "-l",
-            pg.dir.path().join("log").to_str().unwrap(),
-            "-w",
-            "-o",
-            &opts,
-            "start",
-        ]);
-        pg
-    }
-
-    fn run(&self, args: &[&str]) {
-        let mut cmd = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]);
-            c.args(args);
-            c
-        } else {
-            let mut c = Command::new(args[0]);
-            c.args(&args[1..]);
-            c
+        let opts = crate::db::cluster::ClusterOptions {
+            fast: true,
+            ..Default::default()
         };
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let cluster = crate::db::cluster::Cluster::at(dir.path(), opts).unwrap();
+        cluster.ensure_started().unwrap();
+        Pg { _dir: dir, cluster }
     }
 
     fn client(&self, db: &str) -> postgres::Client {
         postgres::Config::new()
-            .host_path(self.dir.path())
-            .user("postgres")
+            .host_path(self.cluster.socket_dir())
+            .port(self.cluster.port())
+            .user(self.cluster.superuser())
             .dbname(db)
             .connect(postgres::NoTls)
             .unwrap()
@@ -134,34 +55,16 @@ impl Pg {
     fn params(&self, db: &str) -> HalformParams {
         HalformParams {
             dbname: db.to_string(),
-            host: Some(self.dir.path().display().to_string()),
-            port: Some(5432),
-            user: Some("postgres".to_string()),
+            host: Some(self.cluster.socket_dir().display().to_string()),
+            port: Some(self.cluster.port()),
+            user: Some(self.cluster.superuser().to_string()),
         }
     }
 }
 
 impl Drop for Pg {
     fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        let pg_ctl = self.bin.join("pg_ctl");
-        let args = [
-            pg_ctl.to_str().unwrap(),
-            "-D",
-            data.to_str().unwrap(),
-            "-m",
-            "immediate",
-            "-w",
-            "stop",
-        ];
-        let _ = if is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .args(args)
-                .output()
-        } else {
-            Command::new(args[0]).args(&args[1..]).output()
-        };
+        let _ = self.cluster.destroy();
     }
 }
 

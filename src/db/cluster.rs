@@ -172,6 +172,9 @@ impl Cluster {
         self.prepare_base()?;
         let _lock = self.lock()?;
         if !self.is_initialized() {
+            // An orphan must be gone before a new cluster appears at its
+            // old path.
+            self.stop_orphan_on_socket()?;
             self.initdb(bin)?;
         }
         self.record_location()?;
@@ -187,6 +190,64 @@ impl Cluster {
         }
         self.prepare_socket_dir()?;
         self.pg_ctl_start(bin)
+    }
+
+    /// A server still holding our socket although its data folder was
+    /// deleted (a clone removed without `db stop`, then made again at the
+    /// same path) would keep ours from starting: stop it. A server whose
+    /// data folder still exists is someone else's: refuse.
+    fn stop_orphan_on_socket(&self) -> Result<()> {
+        let lock = self.socket_dir.join(format!(".s.PGSQL.{PORT}.lock"));
+        let Ok(text) = fs::read_to_string(&lock) else {
+            return Ok(());
+        };
+        let Some(pid) = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i32>().ok())
+        else {
+            return Ok(());
+        };
+        let cwd = match fs::read_link(format!("/proc/{pid}/cwd")) {
+            Ok(c) => c,
+            Err(_) => return Ok(()), // gone: PostgreSQL replaces a stale lock itself
+        };
+        let cwd_s = cwd.display().to_string();
+        if cwd == self.data_dir {
+            return Ok(());
+        }
+        if !cwd_s.ends_with(" (deleted)") && cwd.exists() {
+            return Err(Error::new(format!(
+                "another PostgreSQL server (pid {pid}, data {cwd_s}) uses the socket folder {}",
+                self.socket_dir.display()
+            ))
+            .hint(format!(
+                "stop that server (pg_ctl stop -D {cwd_s}), then retry"
+            )));
+        }
+        // SIGINT: PostgreSQL's fast shutdown.
+        unsafe {
+            libc::kill(pid, libc::SIGINT);
+        }
+        // Wait for the process itself to end (a zombie counts as ended:
+        // some init processes never reap), not only for its lock file.
+        for _ in 0..200 {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            if matches!(state, None | Some("Z") | Some("X")) {
+                let _ = fs::remove_file(&lock);
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Err(Error::new(format!(
+            "an orphaned PostgreSQL server (pid {pid}, its data folder deleted) holds {} and did not stop",
+            self.socket_dir.display()
+        ))
+        .hint(format!("kill {pid}, then retry")))
     }
 
     /// Stops the server (fast shutdown); nothing to do when it is not running.

@@ -55,3 +55,51 @@ fn init_and_status_work_with_no_postgresql_configured() {
     env.release("demo", &["db", "stop"]).ok();
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// A project folder deleted while its embedded cluster runs, then made
+/// again at the same path: the orphaned server holding the socket is
+/// stopped, and the new project gets its own cluster.
+#[test]
+fn a_project_recreated_at_the_same_path_gets_a_working_cluster() {
+    let env = TestEnv::new();
+    env.release(".", &["init", "again"]).ok();
+    let db = env.release("again", &["db", "status"]);
+    let data_dir = db
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("data:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let pid: i32 = std::fs::read_to_string(std::path::Path::new(&data_dir).join("postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::fs::remove_dir_all(env.path("again")).unwrap();
+    let _ = std::fs::remove_dir_all(&data_dir);
+    env.release(".", &["init", "again"])
+        .ok()
+        .stdout_has("created the database again");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}/cwd")).exists()
+            || std::fs::read_link(format!("/proc/{pid}/cwd")).is_err(),
+        "the orphaned server still runs"
+    );
+    env.release("again", &["status"])
+        .ok()
+        .stdout_has("database:    again 0.0.0");
+    let db = env.release("again", &["db", "status"]);
+    let data_dir = db
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("data:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    env.release("again", &["db", "stop"]).ok();
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

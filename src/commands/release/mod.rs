@@ -15,8 +15,11 @@ pub mod hotfix;
 pub mod init;
 pub mod new;
 pub mod promote;
+pub mod restore;
 pub mod status;
 pub mod sync;
+pub mod update;
+pub mod upgrade;
 
 /// Releases, production and project set-up for git-hop projects
 /// (PostgreSQL schema patches versioned in git).
@@ -41,6 +44,9 @@ pub enum Command {
     Promote(promote::Args),
     Hotfix(hotfix::Args),
     Sync(sync::Args),
+    Update(update::Args),
+    Upgrade(upgrade::Args),
+    Restore(restore::Args),
     Status(status::Args),
     Db(db::Args),
     Generate(generate::Args),
@@ -59,6 +65,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Promote(a) => promote::run(a),
         Command::Hotfix(a) => hotfix::run(a),
         Command::Sync(a) => sync::run(a),
+        Command::Update(a) => update::run(a),
+        Command::Upgrade(a) => upgrade::run(a),
+        Command::Restore(a) => restore::run(a),
         Command::Status(a) => status::run(a),
         Command::Db(a) => db::run(a),
         Command::Generate(a) => generate::run(a),

@@ -1,0 +1,256 @@
+//! `git hop-release upgrade`: brings a production database to the latest
+//! (or a chosen) production version (SPEC 4.5): fetch, refuse on schema
+//! drift, take the production lock, back up and verify, run every pending
+//! release in one transaction ([`crate::upgrade::runner`]), then move the
+//! work tree to the version reached.
+//!
+//! Development clones are refused: their database is rebuilt, not
+//! upgraded (`git hop-patch apply`, `git hop-release restore <version>`).
+
+use std::time::Duration;
+
+use crate::backup;
+use crate::commands::db_args::DbArgs;
+use crate::db::meta;
+use crate::error::{Error, Result};
+use crate::origin::Origin;
+use crate::preconditions;
+use crate::project::Project;
+use crate::snapshot;
+use crate::upgrade::{self, lock::Lock, runner};
+use crate::version::Version;
+
+/// Upgrade this production clone's database: every production release newer
+/// than its version, in order, in one transaction with the metadata rows,
+/// after a verified backup; then check out ho-prod at the version reached
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Stop at this production version (default: the latest)
+    #[arg(long, value_name = "VERSION")]
+    pub to_release: Option<String>,
+    /// Print the plan (releases, patches, files, transaction splits) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Upgrade even if the database schema drifted from its version's snapshot
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds to wait for another upgrade or restore of the database to finish
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub wait: u64,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let to = args
+        .to_release
+        .as_deref()
+        .map(str::parse::<Version>)
+        .transpose()?;
+    let project = Project::from_cwd()?;
+    if !project.clone.production {
+        return Err(Error::new(
+            "git hop-release upgrade runs in production clones; this is a development clone",
+        )
+        .hint("a development database is rebuilt, not upgraded: git hop-patch apply (on a patch branch) or git hop-release restore <version>; a production server is cloned with git hop-release clone --production"));
+    }
+    preconditions::clean(&project)?;
+    if let Some(o) = Origin::of(&project.git)? {
+        o.fetch()?;
+    }
+    upgrade::check_production_branch(&project)?;
+    let db = project.database(&args.db.options(None))?;
+    db.ensure_server()?;
+    // The lock first: what follows reads a state no other upgrade changes.
+    let mut lock_holder;
+    let mut plain;
+    let client: &mut postgres::Client = if args.dry_run {
+        plain = db.connect()?;
+        &mut plain
+    } else {
+        lock_holder = Lock::acquire(&db.params, Duration::from_secs(args.wait), "upgrade")?;
+        lock_holder.client()
+    };
+    let version = meta::database_version(client)?.ok_or_else(|| {
+        Error::new(format!(
+            "database {} has no git-hop metadata (half_orm_meta)",
+            db.name()
+        ))
+        .hint("check which database this clone uses: git hop-release status")
+    })?;
+    let rows = runner::step_rows(client)?;
+    let pending = upgrade::pending(&project, &version, to.as_ref())?;
+    if pending.is_empty() && rows.is_empty() {
+        if upgrade::work_tree_at(&project, &version)? {
+            println!("database {} is at {version}: up to date", db.name());
+        } else if args.dry_run {
+            println!(
+                "database {} is at {version}: up to date; the work tree would move to {}",
+                db.name(),
+                version.tag_name()
+            );
+        } else {
+            upgrade::move_work_tree(&project, &version)?;
+            println!(
+                "database {} is at {version}: up to date; work tree moved to {} (ho-prod)",
+                db.name(),
+                version.tag_name()
+            );
+        }
+        return Ok(());
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("hop-upgrade-")
+        .tempdir()
+        .map_err(|e| Error::new(format!("cannot create a temporary folder: {e}")))?;
+    let releases = upgrade::extract(&project, &pending, tmp.path())?;
+    let resume = upgrade::resume_state(&rows, &releases)?;
+    let target = pending
+        .last()
+        .map(|p| p.version.clone())
+        .unwrap_or_else(|| version.clone());
+
+    // Drift: the database must be exactly its version's snapshot.
+    if let Some(r) = &resume.release {
+        println!(
+            "resuming the interrupted upgrade of release {r} ({} step(s) done); the drift check is skipped (the database holds part of {r})",
+            resume.done.len()
+        );
+    } else {
+        let expected = upgrade::expected_schema(&project, &version)?;
+        let actual = snapshot::dump_schema(&db.params)?;
+        if expected != actual {
+            let diff = upgrade::schema_diff(&expected, &actual, 20).join("\n  ");
+            let what = format!(
+                "the schema of database {} differs from the snapshot of its version {version} (.hop/model/schema-{version}.sql at {}):\n  {diff}",
+                db.name(),
+                version.tag_name()
+            );
+            if !args.force {
+                return Err(Error::new(what).hint(
+                    "someone changed the production schema by hand: bring it back to the snapshot, or pass --force to upgrade anyway; nothing was changed",
+                ));
+            }
+            println!("warning (--force): {what}");
+        }
+    }
+
+    println!(
+        "upgrade of {} from {version} to {target}: {} release(s)",
+        db.describe(),
+        pending.len()
+    );
+    print!("{}", runner::describe(&releases, &resume));
+    if args.dry_run {
+        println!("\ndry run: nothing was changed");
+        return Ok(());
+    }
+
+    let dir = backup::backup_dir(&project);
+    let tables = backup::tables(client)?;
+    let taken = backup::take(&db.params, &dir, &version, &tables)?;
+    println!("backup: {} (verified)", taken.path.display());
+
+    // Python steps get the database as in SPEC 4.4 (a half_orm config for it).
+    let has_python = releases.iter().any(|r| {
+        r.patches.iter().any(|p| {
+            p.steps
+                .iter()
+                .any(|s| s.kind == crate::patch_runner::StepKind::Python)
+        })
+    });
+    let python_env = if has_python {
+        let conf_dir = crate::generate::working_config_dir(&project.state_dir());
+        crate::generate::environment(&conf_dir, &project.root, &project.config, &db)?
+    } else {
+        Vec::new()
+    };
+    let mut out = std::io::stdout();
+    let result = runner::run(
+        &db.params,
+        client,
+        &releases,
+        &resume,
+        runner::Options {
+            root: &project.root,
+            extracted: tmp.path(),
+            python_env,
+            out: &mut out,
+        },
+    );
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => return Err(after_failure(&project, &db, e, &version, &taken)),
+    };
+    upgrade::move_work_tree(&project, &target)?;
+    println!(
+        "\ndatabase {} upgraded from {version} to {target} in {} ms ({} commit(s)); work tree at {} (ho-prod)\nbackup of {version}: {}\n\nnext steps:\n  git hop-release status\n  to go back: git hop-release restore {version}",
+        db.name(),
+        report.total.as_millis(),
+        report.commits,
+        target.tag_name(),
+        taken.path.display()
+    );
+    Ok(())
+}
+
+/// The error of a failed run, saying where the database now is (read back
+/// from it) and what to do.
+fn after_failure(
+    project: &Project,
+    db: &crate::db::database::Database,
+    e: Error,
+    start: &Version,
+    taken: &backup::Backup,
+) -> Error {
+    let state = db.connect().and_then(|mut c| {
+        let v = meta::database_version(&mut c)?;
+        let rows = runner::step_rows(&mut c)?;
+        Ok((v, rows))
+    });
+    let (now, rows) = match state {
+        Ok((Some(v), rows)) => (v, rows),
+        Ok((None, _)) | Err(_) => {
+            return e.hint(format!(
+                "the database could not be read back after the failure; the backup of {start} is {}",
+                taken.path.display()
+            ));
+        }
+    };
+    // The work tree follows the database (releases completed before a split).
+    if now != *start {
+        let _ = upgrade::move_work_tree(project, &now);
+    }
+    if rows.is_empty() && now == *start {
+        return Error::new(format!(
+            "{}; nothing of the upgrade was committed: database {} is exactly at {start}",
+            e.message,
+            db.name()
+        ))
+        .hint(format!(
+            "fix the cause (a broken patch needs a hotfix release), then run git hop-release upgrade again; backup of {start}: {}",
+            taken.path.display()
+        ));
+    }
+    let failed = rows
+        .iter()
+        .find(|r| r.state != "done")
+        .map(|r| format!("{} {}", r.patch_id, r.file));
+    let release = rows.first().map(|r| r.release.clone()).unwrap_or_default();
+    let mut msg = format!("{}; database {} is at {now}", e.message, db.name());
+    if !rows.is_empty() {
+        msg.push_str(&format!(
+            ", with {} step(s) of {release} applied before a step outside a transaction (recorded in {})",
+            rows.iter().filter(|r| r.state == "done").count(),
+            runner::STEP_TABLE
+        ));
+    }
+    let resume = match failed {
+        Some(f) => format!("git hop-release upgrade resumes from {f}"),
+        None => "git hop-release upgrade resumes where it stopped".into(),
+    };
+    Error::new(msg).hint(format!(
+        "fix the cause, then {resume}; or go back: git hop-release restore {start} (backup {})",
+        taken.path.display()
+    ))
+}

@@ -1,0 +1,1059 @@
+//! Running an upgrade (SPEC 4.5, 5.3): every pending release, in order, in
+//! **one transaction** together with its `hop_release` / `hop_patch` rows,
+//! through one psql process driven by a script of `\i` lines (the
+//! conventions of [`crate::patch_runner`]: `\warn` markers on stderr tie
+//! progress and errors to release, patch and file).
+//!
+//! What keeps the transaction whole:
+//! - **Commit gate.** Before each `COMMIT` the driver stops on `\prompt`,
+//!   reading a line from its stdin, a pipe only this process writes to. The
+//!   line is written when the gate's marker arrives; if this process dies
+//!   (kill -9, Ctrl-C), the pipe closes, `\prompt` fails, psql stops with
+//!   the transaction open and the server rolls it back. On Linux psql also
+//!   gets SIGKILL when this process dies (`PR_SET_PDEATHSIG`), and the
+//!   session sets `client_connection_check_interval` (PostgreSQL 14+) so a
+//!   long statement of a dead client is cancelled soon.
+//! - **Guard against a patch's own transaction control.** The transaction
+//!   is opened as `BEGIN READ WRITE` with the session default
+//!   `default_transaction_read_only = on`, and holds a deferred constraint
+//!   trigger on a temporary table that raises unless the driver's own
+//!   commit sets `hop.upgrade_commit`. A `COMMIT` in a patch file therefore
+//!   fails (and rolls everything back); after a `ROLLBACK` in a patch file
+//!   every later write fails (read-only), and the driver's check after each
+//!   file stops the run. Either way nothing half-done is committed.
+//!
+//! Steps outside a transaction (SPEC 5.3: a SQL file whose first line is
+//! `-- hop: no-transaction`, and `*.py` files) split the transaction at
+//! their place: what precedes them commits (through the gate) first. The
+//! release such a step belongs to is then *in progress*; its steps are
+//! recorded in `half_orm_meta.hop_upgrade_step` (see [`STEP_TABLE_SQL`]):
+//! a transactional step's row commits with it; a step outside a
+//! transaction is recorded `running` before it starts and `done` after it
+//! (or `failed`, with the error). The release's own `hop_release` and
+//! `hop_patch` rows are written only in the transaction that ends the
+//! release, which also drops the step table, so the database's version
+//! is never a half-applied release. A rerun reads the table and skips the
+//! steps marked `done` (a `running` or `failed` step runs again: a
+//! no-transaction step must be safe to rerun, e.g. `CREATE INDEX
+//! CONCURRENTLY IF NOT EXISTS`).
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::db::conn::ConnParams;
+use crate::db::database::{quote_literal, sql_error};
+use crate::db::pgbin;
+use crate::db::psql::with_connection_env;
+use crate::error::{Error, Result};
+use crate::patch_runner::{Step, StepKind, describe_status, find_error, ms, psql_quote};
+use crate::version::Version;
+
+/// The table of an upgrade in progress (exists only while a release is
+/// partly applied; all its rows belong to that release).
+pub const STEP_TABLE: &str = "half_orm_meta.hop_upgrade_step";
+
+pub const STEP_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS half_orm_meta.hop_upgrade_step (\
+release text NOT NULL, patch_id text NOT NULL, file text NOT NULL, sha256 text NOT NULL, \
+state text NOT NULL CHECK (state IN ('running', 'done', 'failed')), error text, \
+at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (release, patch_id, file));";
+
+/// A patch of a pending release, its files extracted from the release's tag.
+#[derive(Debug, Clone)]
+pub struct PatchRun {
+    pub id: String,
+    pub dir: PathBuf,
+    pub sha256: String,
+    pub steps: Vec<Step>,
+}
+
+/// A pending release and its patches in application order.
+#[derive(Debug, Clone)]
+pub struct ReleaseRun {
+    pub version: Version,
+    /// The commit of its tag (recorded in `hop_release.commit`).
+    pub commit: String,
+    pub patches: Vec<PatchRun>,
+}
+
+/// Where an interrupted upgrade stopped: the release in progress and its
+/// steps already done, `(patch id, file name)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resume {
+    pub release: Option<Version>,
+    pub done: BTreeSet<(String, String)>,
+}
+
+/// One recorded step of an upgrade in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRow {
+    pub release: String,
+    pub patch_id: String,
+    pub file: String,
+    pub sha256: String,
+    pub state: String,
+    pub error: Option<String>,
+}
+
+/// The rows of [`STEP_TABLE`]; empty when there is no upgrade in progress.
+pub fn step_rows(client: &mut impl postgres::GenericClient) -> Result<Vec<StepRow>> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('half_orm_meta.hop_upgrade_step') IS NOT NULL",
+            &[],
+        )
+        .map_err(|e| sql_error("cannot read the catalog", e))?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query(
+            "SELECT release, patch_id, file, sha256, state, error FROM half_orm_meta.hop_upgrade_step ORDER BY at, patch_id, file",
+            &[],
+        )
+        .map_err(|e| sql_error(&format!("cannot read {STEP_TABLE}"), e))?;
+    Ok(rows
+        .iter()
+        .map(|r| StepRow {
+            release: r.get(0),
+            patch_id: r.get(1),
+            file: r.get(2),
+            sha256: r.get(3),
+            state: r.get(4),
+            error: r.get(5),
+        })
+        .collect())
+}
+
+/// How a step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    InTransaction,
+    NoTransaction,
+    Python,
+}
+
+fn mode(step: &Step) -> Mode {
+    match step.kind {
+        StepKind::Sql {
+            no_transaction: false,
+        } => Mode::InTransaction,
+        StepKind::Sql {
+            no_transaction: true,
+        } => Mode::NoTransaction,
+        StepKind::Python => Mode::Python,
+    }
+}
+
+/// The upgrade as a sequence, shared by the plan (`--dry-run`) and the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// Opens a transaction.
+    Begin,
+    /// Commits the open transaction (through the gate). `before`: the step
+    /// outside a transaction that makes it commit, or `None` at the end.
+    Commit {
+        before: Option<(usize, usize, usize)>,
+    },
+    ReleaseStart(usize),
+    PatchStart(usize, usize),
+    Step(usize, usize, usize, Mode),
+    /// Done by an interrupted run: skipped.
+    Skip(usize, usize, usize),
+    /// The release's `hop_release` / `hop_patch` rows.
+    ReleaseEnd(usize),
+}
+
+/// Whether release `r` records its steps (it is split, or resumed).
+fn tracked(releases: &[ReleaseRun], resume: &Resume, r: usize) -> bool {
+    let rel = &releases[r];
+    resume.release.as_ref() == Some(&rel.version)
+        || rel.patches.iter().any(|p| {
+            p.steps.iter().any(|s| {
+                mode(s) != Mode::InTransaction
+                    && !resume.done.contains(&(p.id.clone(), s.name.clone()))
+            })
+        })
+}
+
+/// The sequence of an upgrade of `releases` (the first one possibly
+/// resumed).
+pub fn items(releases: &[ReleaseRun], resume: &Resume) -> Vec<Item> {
+    let mut out = vec![Item::Begin];
+    let mut in_tx = true;
+    for (r, rel) in releases.iter().enumerate() {
+        let resumed = resume.release.as_ref() == Some(&rel.version);
+        out.push(Item::ReleaseStart(r));
+        for (p, patch) in rel.patches.iter().enumerate() {
+            out.push(Item::PatchStart(r, p));
+            for (s, step) in patch.steps.iter().enumerate() {
+                if resumed && resume.done.contains(&(patch.id.clone(), step.name.clone())) {
+                    out.push(Item::Skip(r, p, s));
+                    continue;
+                }
+                let m = mode(step);
+                match m {
+                    Mode::InTransaction => {
+                        if !in_tx {
+                            out.push(Item::Begin);
+                            in_tx = true;
+                        }
+                    }
+                    Mode::NoTransaction | Mode::Python => {
+                        if in_tx {
+                            out.push(Item::Commit {
+                                before: Some((r, p, s)),
+                            });
+                            in_tx = false;
+                        }
+                    }
+                }
+                out.push(Item::Step(r, p, s, m));
+            }
+        }
+        if !in_tx {
+            out.push(Item::Begin);
+            in_tx = true;
+        }
+        out.push(Item::ReleaseEnd(r));
+    }
+    out.push(Item::Commit { before: None });
+    out
+}
+
+/// The plan in words (for `--dry-run` and before a run).
+pub fn describe(releases: &[ReleaseRun], resume: &Resume) -> String {
+    let items = items(releases, resume);
+    let mut out = String::new();
+    let mut tx = 0;
+    for item in &items {
+        match item {
+            Item::Begin => {
+                tx += 1;
+                out.push_str(&format!("transaction {tx}:\n"));
+            }
+            Item::Commit { before: Some(_) } => {
+                out.push_str(&format!(
+                    "  commit transaction {tx} here: the next step runs outside a transaction\n"
+                ));
+            }
+            Item::Commit { before: None } => {
+                out.push_str(&format!("  commit transaction {tx}\n"));
+            }
+            Item::ReleaseStart(r) => {
+                let rel = &releases[*r];
+                out.push_str(&format!(
+                    "  release {} ({} patch(es))\n",
+                    rel.version,
+                    rel.patches.len()
+                ));
+            }
+            Item::PatchStart(r, p) => {
+                out.push_str(&format!("    patch {}\n", releases[*r].patches[*p].id));
+            }
+            Item::Step(r, p, s, m) => {
+                let note = match m {
+                    Mode::InTransaction => "",
+                    Mode::NoTransaction => {
+                        "  (no-transaction: runs on its own; what precedes it is committed first)"
+                    }
+                    Mode::Python => {
+                        "  (python: runs outside the transaction; what precedes it is committed first)"
+                    }
+                };
+                let step = &releases[*r].patches[*p].steps[*s];
+                out.push_str(&format!("      {}{note}\n", step.name));
+            }
+            Item::Skip(r, p, s) => {
+                let step = &releases[*r].patches[*p].steps[*s];
+                out.push_str(&format!(
+                    "      {}  (done by the interrupted upgrade: skipped)\n",
+                    step.name
+                ));
+            }
+            Item::ReleaseEnd(r) => {
+                out.push_str(&format!(
+                    "    record release {} in half_orm_meta\n",
+                    releases[*r].version
+                ));
+            }
+        }
+    }
+    if tx > 1 {
+        out.push_str(&format!(
+            "{tx} transactions: a failure after a commit leaves the database with the steps before it applied, recorded in {STEP_TABLE}; a rerun resumes from the failed step\n"
+        ));
+    } else {
+        out.push_str(
+            "one transaction: on any failure the database stays exactly at its starting version\n",
+        );
+    }
+    out
+}
+
+/// A marker line of the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    Release(usize),
+    Patch(usize, usize),
+    Step(usize, usize, usize),
+    Check(usize, usize, usize),
+    Record(usize),
+    Gate,
+    Committed,
+    Done,
+}
+
+fn marker_text(m: Marker) -> String {
+    match m {
+        Marker::Release(r) => format!("release {r}"),
+        Marker::Patch(r, p) => format!("patch {r} {p}"),
+        Marker::Step(r, p, s) => format!("step {r} {p} {s}"),
+        Marker::Check(r, p, s) => format!("check {r} {p} {s}"),
+        Marker::Record(r) => format!("record {r}"),
+        Marker::Gate => "gate".into(),
+        Marker::Committed => "committed".into(),
+        Marker::Done => "done".into(),
+    }
+}
+
+fn parse_marker(rest: &str) -> Option<Marker> {
+    let mut w = rest.split(' ');
+    let kind = w.next()?;
+    let mut n = || w.next().and_then(|x| x.parse::<usize>().ok());
+    Some(match kind {
+        "release" => Marker::Release(n()?),
+        "patch" => {
+            let r = n()?;
+            Marker::Patch(r, n()?)
+        }
+        "step" => {
+            let (r, p) = (n()?, n()?);
+            Marker::Step(r, p, n()?)
+        }
+        "check" => {
+            let (r, p) = (n()?, n()?);
+            Marker::Check(r, p, n()?)
+        }
+        "record" => Marker::Record(n()?),
+        "gate" => Marker::Gate,
+        "committed" => Marker::Committed,
+        "done" => Marker::Done,
+        _ => return None,
+    })
+}
+
+/// A part of the run: a psql process, or one Python step.
+enum Segment {
+    Psql(String),
+    Python(usize, usize, usize),
+}
+
+struct Builder<'a> {
+    releases: &'a [ReleaseRun],
+    tag: String,
+    token: String,
+    text: String,
+}
+
+impl Builder<'_> {
+    fn line(&mut self, l: &str) {
+        self.text.push_str(l);
+        self.text.push('\n');
+    }
+
+    fn marker(&mut self, m: Marker) {
+        let l = format!("\\warn {} {}", self.tag, marker_text(m));
+        self.line(&l);
+    }
+
+    fn preamble(&mut self) {
+        self.line("\\set ON_ERROR_STOP on");
+        self.line("SET client_min_messages = warning;");
+        self.line("SELECT current_setting('server_version_num')::int >= 140000 AS hop_pg14 \\gset");
+        self.line("\\if :hop_pg14");
+        self.line("SET client_connection_check_interval = '1s';");
+        self.line("\\endif");
+    }
+
+    fn step_row(&self, r: usize, p: usize, s: usize, state: &str) -> String {
+        let rel = &self.releases[r];
+        let patch = &rel.patches[p];
+        format!(
+            "INSERT INTO half_orm_meta.hop_upgrade_step (release, patch_id, file, sha256, state) VALUES ({}, {}, {}, {}, '{state}') \
+             ON CONFLICT (release, patch_id, file) DO UPDATE SET state = EXCLUDED.state, error = NULL, at = now();",
+            quote_literal(&rel.version.to_string()),
+            quote_literal(&patch.id),
+            quote_literal(&patch.steps[s].name),
+            quote_literal(&patch.sha256),
+        )
+    }
+}
+
+fn build(releases: &[ReleaseRun], resume: &Resume, tag: &str, token: &str) -> Result<Vec<Segment>> {
+    let mut b = Builder {
+        releases,
+        tag: tag.to_string(),
+        token: token.to_string(),
+        text: String::new(),
+    };
+    let mut segments = Vec::new();
+    b.preamble();
+    for item in items(releases, resume) {
+        match item {
+            Item::Begin => {
+                b.line("SET default_transaction_read_only = on;");
+                b.line("BEGIN READ WRITE;");
+                b.line("CREATE OR REPLACE FUNCTION pg_temp.hop_upgrade_guard() RETURNS trigger LANGUAGE plpgsql AS $hop_guard$ BEGIN IF current_setting('hop.upgrade_commit', true) IS DISTINCT FROM 'on' THEN RAISE EXCEPTION 'a patch file tried to end the upgrade''s transaction (COMMIT or SET CONSTRAINTS ALL IMMEDIATE in the file): patch files must not control transactions'; END IF; RETURN NULL; END $hop_guard$;");
+                b.line("CREATE TEMP TABLE hop_upgrade_guard (x int) ON COMMIT DROP;");
+                b.line("CREATE CONSTRAINT TRIGGER hop_upgrade_guard AFTER INSERT ON pg_temp.hop_upgrade_guard DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.hop_upgrade_guard();");
+                b.line("INSERT INTO pg_temp.hop_upgrade_guard VALUES (1);");
+            }
+            Item::Commit { .. } => {
+                b.marker(Marker::Gate);
+                b.line(&format!("\\prompt hop_gate_{}", b.token));
+                b.line("SET LOCAL hop.upgrade_commit = 'on';");
+                b.line("COMMIT;");
+                b.line("SET default_transaction_read_only = off;");
+                b.marker(Marker::Committed);
+            }
+            Item::ReleaseStart(r) => {
+                b.marker(Marker::Release(r));
+                if tracked(releases, resume, r) {
+                    b.line(STEP_TABLE_SQL);
+                }
+            }
+            Item::PatchStart(r, p) => b.marker(Marker::Patch(r, p)),
+            Item::Skip(..) => {}
+            Item::Step(r, p, s, m) => {
+                let path = psql_quote(&releases[r].patches[p].steps[s].path)?;
+                match m {
+                    Mode::InTransaction => {
+                        b.marker(Marker::Step(r, p, s));
+                        b.line(&format!("\\i {path}"));
+                        b.line("\\set ON_ERROR_STOP on");
+                        b.marker(Marker::Check(r, p, s));
+                        b.line("SELECT FROM pg_temp.hop_upgrade_guard;");
+                        if tracked(releases, resume, r) {
+                            let row = b.step_row(r, p, s, "done");
+                            b.line(&row);
+                        }
+                    }
+                    Mode::NoTransaction => {
+                        let row = b.step_row(r, p, s, "running");
+                        b.line(&row);
+                        b.marker(Marker::Step(r, p, s));
+                        b.line(&format!("\\i {path}"));
+                        b.line("\\set ON_ERROR_STOP on");
+                        b.marker(Marker::Check(r, p, s));
+                        let row = b.step_row(r, p, s, "done");
+                        b.line(&row);
+                    }
+                    Mode::Python => {
+                        b.marker(Marker::Done);
+                        segments.push(Segment::Psql(std::mem::take(&mut b.text)));
+                        segments.push(Segment::Python(r, p, s));
+                        b.preamble();
+                    }
+                }
+            }
+            Item::ReleaseEnd(r) => {
+                let rel = &releases[r];
+                b.marker(Marker::Record(r));
+                let v = &rel.version;
+                let (pre, num) = v.pre_release_columns();
+                b.line(&format!(
+                    "INSERT INTO half_orm_meta.hop_release (version, major, minor, patch, pre_release, pre_release_num, commit) VALUES ({}, {}, {}, {}, {}, {}, {});",
+                    quote_literal(&v.to_string()),
+                    v.major,
+                    v.minor,
+                    v.patch,
+                    quote_literal(pre),
+                    num.map(|n| n.to_string()).unwrap_or_else(|| "NULL".into()),
+                    quote_literal(&rel.commit)
+                ));
+                for patch in &rel.patches {
+                    b.line(&format!(
+                        "INSERT INTO half_orm_meta.hop_patch (patch_id, release, sha256) VALUES ({}, {}, {});",
+                        quote_literal(&patch.id),
+                        quote_literal(&v.to_string()),
+                        quote_literal(&patch.sha256)
+                    ));
+                }
+                if tracked(releases, resume, r) {
+                    b.line("DROP TABLE IF EXISTS half_orm_meta.hop_upgrade_step;");
+                }
+            }
+        }
+    }
+    b.marker(Marker::Done);
+    segments.push(Segment::Psql(b.text));
+    Ok(segments)
+}
+
+pub struct Options<'a> {
+    /// The work tree root: working directory of psql and of Python steps.
+    pub root: &'a Path,
+    /// The folder the patches were extracted into (stripped in messages).
+    pub extracted: &'a Path,
+    /// Environment of Python steps (PG* and HALFORM_CONF_DIR…).
+    pub python_env: Vec<(String, String)>,
+    pub out: &'a mut dyn Write,
+}
+
+/// What a successful run took.
+pub struct Report {
+    pub total: Duration,
+    pub commits: usize,
+}
+
+/// Runs the upgrade. `client` is a connection to the same database (the
+/// lock's) used to record Python steps and failures outside a transaction.
+/// On failure the error names release, patch, file and line; the database
+/// is as its last commit left it (the caller reads it back to say where).
+pub fn run(
+    params: &ConnParams,
+    client: &mut postgres::Client,
+    releases: &[ReleaseRun],
+    resume: &Resume,
+    opts: Options,
+) -> Result<Report> {
+    let started = Instant::now();
+    let nonce = format!(
+        "{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    );
+    let tag = format!("@@hop-upgrade-{nonce}");
+    let segments = build(releases, resume, &tag, &nonce)?;
+    let psql = pgbin::client_tool("psql")?;
+    let tmp = tempfile::Builder::new()
+        .prefix("hop-upgrade-")
+        .tempdir()
+        .map_err(|e| Error::new(format!("cannot create a temporary folder: {e}")))?;
+    let mut t = Tracker {
+        releases,
+        tag,
+        extracted: opts.extracted.to_path_buf(),
+        out: opts.out,
+        open: None,
+        last: None,
+        tail: Vec::new(),
+        commits: 0,
+        done_seen: false,
+    };
+    for (n, seg) in segments.iter().enumerate() {
+        match seg {
+            Segment::Psql(text) => {
+                let driver = tmp.path().join(format!("upgrade-{n}.sql"));
+                std::fs::write(&driver, text).map_err(|e| Error::io("cannot write", &driver, e))?;
+                if let Err(e) = run_psql(&psql, params, opts.root, &driver, &mut t) {
+                    // A step outside a transaction failed: record it precisely.
+                    if let Some(Marker::Step(r, p, s)) = t.last
+                        && mode(&releases[r].patches[p].steps[s]) == Mode::NoTransaction
+                    {
+                        let _ = record_step(client, &releases[r], p, s, "failed", Some(&e.message));
+                    }
+                    return Err(e);
+                }
+            }
+            Segment::Python(r, p, s) => {
+                run_python(client, &opts.python_env, opts.root, *r, *p, *s, &mut t)?;
+            }
+        }
+    }
+    Ok(Report {
+        total: started.elapsed(),
+        commits: t.commits,
+    })
+}
+
+struct Tracker<'a> {
+    releases: &'a [ReleaseRun],
+    tag: String,
+    extracted: PathBuf,
+    out: &'a mut dyn Write,
+    /// The step running and since when.
+    open: Option<(usize, usize, usize, Instant)>,
+    last: Option<Marker>,
+    tail: Vec<String>,
+    commits: usize,
+    done_seen: bool,
+}
+
+impl Tracker<'_> {
+    fn progress(&mut self, line: String) {
+        // Progress is informative: a closed stdout must not stop the run.
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    /// A patch file as the user sees it: `Patches/<id>/<file>` (the
+    /// extraction folder and its `<version>/` level left out).
+    fn shown(&self, path: &Path) -> String {
+        match path.strip_prefix(&self.extracted) {
+            Ok(rel) => {
+                let mut parts = rel.components();
+                parts.next();
+                parts.as_path().display().to_string()
+            }
+            Err(_) => path.display().to_string(),
+        }
+    }
+
+    fn step_line(&mut self, r: usize, p: usize, s: usize, took: Duration) {
+        let rel = &self.releases[r];
+        let patch = &rel.patches[p];
+        let step = &patch.steps[s];
+        let note = match mode(step) {
+            Mode::InTransaction => "",
+            Mode::NoTransaction => "  (no-transaction: ran on its own)",
+            Mode::Python => "  (python: ran outside the transaction)",
+        };
+        let line = format!(
+            "  {}  {}  {}  {}{note}",
+            rel.version,
+            patch.id,
+            step.name,
+            ms(took)
+        );
+        self.progress(line);
+    }
+
+    fn close(&mut self, now: Instant) {
+        if let Some((r, p, s, since)) = self.open.take() {
+            self.step_line(r, p, s, now - since);
+        }
+    }
+
+    fn line(&mut self, line: &str, now: Instant) -> Option<Marker> {
+        let m = line
+            .strip_prefix(self.tag.as_str())
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(parse_marker);
+        let Some(m) = m else {
+            if self.tail.len() == 50 {
+                self.tail.remove(0);
+            }
+            self.tail.push(line.to_string());
+            return None;
+        };
+        self.tail.clear();
+        match m {
+            Marker::Step(r, p, s) => {
+                self.close(now);
+                self.open = Some((r, p, s, now));
+            }
+            Marker::Check(..) => {}
+            Marker::Committed => {
+                self.commits += 1;
+            }
+            Marker::Done => {
+                self.close(now);
+                self.done_seen = true;
+                return Some(m);
+            }
+            _ => self.close(now),
+        }
+        self.last = Some(m);
+        Some(m)
+    }
+
+    /// The error of a psql process that failed.
+    fn failure(&self, status: &str, driver: &Path) -> Error {
+        let found = find_error(self.tail.iter().map(String::as_str));
+        let driver_s = driver.display().to_string();
+        let detail = match &found {
+            Some(e) => match &e.location {
+                Some((file, _)) if *file == driver_s => e.text.clone(),
+                Some((file, line)) => {
+                    format!("{}:{line}: {}", self.shown(Path::new(file)), e.text)
+                }
+                None => e.text.clone(),
+            },
+            None => match self.tail.iter().rev().find(|l| !l.trim().is_empty()) {
+                Some(l) => format!("psql {status}: {}", l.trim()),
+                None => format!("psql {status}"),
+            },
+        };
+        let mut detail = detail;
+        for rel in self.releases {
+            detail = detail.replace(
+                &format!("{}/{}/", self.extracted.display(), rel.version),
+                "",
+            );
+        }
+        let at = |r: usize, p: usize, s: usize| {
+            let rel = &self.releases[r];
+            let patch = &rel.patches[p];
+            (
+                rel.version.to_string(),
+                patch.id.clone(),
+                self.shown(&patch.steps[s].path),
+            )
+        };
+        match self.last {
+            Some(Marker::Step(r, p, s)) => {
+                let (v, id, file) = at(r, p, s);
+                let detail = if found
+                    .as_ref()
+                    .is_some_and(|e| e.location.as_ref().is_some_and(|(f, _)| *f != driver_s))
+                {
+                    detail
+                } else {
+                    format!("{file}: {detail}")
+                };
+                Error::new(format!("release {v}, patch {id} failed: {detail}"))
+            }
+            Some(Marker::Check(r, p, s))
+                if mode(&self.releases[r].patches[p].steps[s]) == Mode::NoTransaction =>
+            {
+                let (v, id, file) = at(r, p, s);
+                Error::new(format!(
+                    "release {v}, patch {id}: {file} ran, but recording it in {STEP_TABLE} failed: {detail}"
+                ))
+            }
+            Some(Marker::Check(r, p, s)) => {
+                let (v, id, file) = at(r, p, s);
+                Error::new(format!(
+                    "release {v}, patch {id}: {file} ended the upgrade's transaction (a ROLLBACK or COMMIT in the file?): {detail}"
+                ))
+                .hint("patch files must not hold BEGIN/COMMIT/ROLLBACK: the upgrade runs them in its own transaction")
+            }
+            Some(Marker::Record(r)) => Error::new(format!(
+                "cannot record release {} in half_orm_meta: {detail}",
+                self.releases[r].version
+            )),
+            Some(Marker::Gate) => Error::new(format!("committing the upgrade failed: {detail}")),
+            _ => Error::new(format!("the upgrade failed: {detail}"))
+                .hint("check that the database server is reachable (git hop-release db status)"),
+        }
+    }
+}
+
+/// Makes the child die with this process (Linux), so an orphan psql can
+/// never go on with the script.
+fn die_with_parent(expr: duct::Expression) -> duct::Expression {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        expr.before_spawn(|cmd| {
+            // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            Ok(())
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        expr
+    }
+}
+
+fn run_psql(
+    psql: &Path,
+    params: &ConnParams,
+    root: &Path,
+    driver: &Path,
+    t: &mut Tracker,
+) -> Result<()> {
+    let mut env = params.child_env();
+    if !env.iter().any(|(k, _)| k == "PGAPPNAME") {
+        env.push(("PGAPPNAME".into(), "git-hop upgrade".into()));
+    }
+    env.push(("PGTZ".into(), "UTC".into()));
+    env.push(("LC_MESSAGES".into(), "C".into()));
+    // The gate's pipe: only this process holds its write end (close-on-exec).
+    let (gate_reader, mut gate_writer) =
+        std::io::pipe().map_err(|e| Error::new(format!("cannot create a pipe: {e}")))?;
+    let args: Vec<std::ffi::OsString> = vec![
+        "-X".into(),
+        "-q".into(),
+        "-w".into(),
+        "-v".into(),
+        "ON_ERROR_STOP=1".into(),
+        "-f".into(),
+        driver.into(),
+    ];
+    let expr = with_connection_env(duct::cmd(psql, args), env)
+        .dir(root)
+        .stdin_file(gate_reader)
+        .stdout_null()
+        .stderr_to_stdout()
+        .unchecked();
+    let reader = die_with_parent(expr)
+        .reader()
+        .map_err(|e| Error::new(format!("could not run {}: {e}", psql.display())))?;
+    t.done_seen = false;
+    t.last = None;
+    let mut lines = BufReader::new(&reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match lines.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let m = t.line(text.trim_end_matches(['\n', '\r']), Instant::now());
+                if m == Some(Marker::Gate) {
+                    // psql waits on \prompt: let it commit.
+                    let _ = gate_writer.write_all(b"commit\n");
+                    let _ = gate_writer.flush();
+                }
+            }
+            Err(e) => {
+                let _ = reader.kill();
+                return Err(Error::new(format!("cannot read psql's output: {e}")));
+            }
+        }
+    }
+    drop(gate_writer);
+    let status = match reader.try_wait() {
+        Ok(Some(out)) => out.status,
+        Ok(None) => return Err(Error::new("psql closed its output but did not exit")),
+        Err(e) => return Err(Error::new(format!("cannot wait for psql: {e}"))),
+    };
+    if status.success() && t.done_seen {
+        return Ok(());
+    }
+    let status = if status.success() {
+        "stopped before the end of its script".to_string()
+    } else {
+        describe_status(&status)
+    };
+    Err(t.failure(&status, driver))
+}
+
+fn record_step(
+    client: &mut postgres::Client,
+    rel: &ReleaseRun,
+    p: usize,
+    s: usize,
+    state: &str,
+    error: Option<&str>,
+) -> Result<()> {
+    let patch = &rel.patches[p];
+    client
+        .execute(
+            "INSERT INTO half_orm_meta.hop_upgrade_step (release, patch_id, file, sha256, state, error) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (release, patch_id, file) DO UPDATE SET state = EXCLUDED.state, error = EXCLUDED.error, at = now()",
+            &[
+                &rel.version.to_string(),
+                &patch.id,
+                &patch.steps[s].name,
+                &patch.sha256,
+                &state,
+                &error,
+            ],
+        )
+        .map(|_| ())
+        .map_err(|e| sql_error(&format!("cannot record the step in {STEP_TABLE}"), e))
+}
+
+/// Records a failed step outside a transaction (after psql failed in it).
+pub fn record_failure(
+    client: &mut postgres::Client,
+    rel: &ReleaseRun,
+    patch_id: &str,
+    file: &str,
+    error: &str,
+) -> Result<()> {
+    let Some(p) = rel.patches.iter().position(|p| p.id == patch_id) else {
+        return Ok(());
+    };
+    let Some(s) = rel.patches[p].steps.iter().position(|s| s.name == file) else {
+        return Ok(());
+    };
+    record_step(client, rel, p, s, "failed", Some(error))
+}
+
+fn run_python(
+    client: &mut postgres::Client,
+    env: &[(String, String)],
+    root: &Path,
+    r: usize,
+    p: usize,
+    s: usize,
+    t: &mut Tracker,
+) -> Result<()> {
+    let rel = &t.releases[r];
+    let patch = &rel.patches[p];
+    let step = &patch.steps[s];
+    let file = t.shown(&step.path);
+    record_step(client, rel, p, s, "running", None)?;
+    let expr = with_connection_env(duct::cmd("python3", [&step.path]), env.to_vec())
+        .dir(root)
+        .stdin_null()
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked();
+    let since = Instant::now();
+    let result = die_with_parent(expr).run();
+    let took = since.elapsed();
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            let msg = format!("cannot run python3 for {file}: {e}");
+            let _ = record_step(client, rel, p, s, "failed", Some(&msg));
+            return Err(Error::new(format!(
+                "release {}, patch {} failed: {msg}",
+                rel.version, patch.id
+            ))
+            .hint("install Python 3 so that python3 is on PATH"));
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    t.step_line(r, p, s, took);
+    for line in text.lines() {
+        t.progress(format!("      {line}"));
+    }
+    if out.status.success() {
+        return record_step(client, rel, p, s, "done", None);
+    }
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| format!(": {}", l.trim()))
+        .unwrap_or_default();
+    let msg = format!("{file}: python3 {}{last}", describe_status(&out.status));
+    let _ = record_step(client, rel, p, s, "failed", Some(&msg));
+    Err(Error::new(format!(
+        "release {}, patch {} failed: {msg}",
+        rel.version, patch.id
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: &str, kind: StepKind) -> Step {
+        Step {
+            path: PathBuf::from(format!("/x/{name}")),
+            name: name.into(),
+            kind,
+        }
+    }
+
+    fn sql(name: &str) -> Step {
+        step(
+            name,
+            StepKind::Sql {
+                no_transaction: false,
+            },
+        )
+    }
+
+    fn rel(v: &str, patches: Vec<(&str, Vec<Step>)>) -> ReleaseRun {
+        ReleaseRun {
+            version: v.parse().unwrap(),
+            commit: "c".into(),
+            patches: patches
+                .into_iter()
+                .map(|(id, steps)| PatchRun {
+                    id: id.into(),
+                    dir: PathBuf::from("/x"),
+                    sha256: "s".into(),
+                    steps,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_transaction_without_split_steps() {
+        let rels = vec![
+            rel("0.1.0", vec![("1-a", vec![sql("01.sql"), sql("02.sql")])]),
+            rel("0.1.0-hotfix1", vec![("2-b", vec![sql("01.sql")])]),
+        ];
+        let items = items(&rels, &Resume::default());
+        assert_eq!(items.iter().filter(|i| **i == Item::Begin).count(), 1);
+        assert_eq!(items.first(), Some(&Item::Begin));
+        assert_eq!(items.last(), Some(&Item::Commit { before: None }));
+        assert!(!tracked(&rels, &Resume::default(), 0));
+        let text = describe(&rels, &Resume::default());
+        assert!(text.contains("one transaction"), "{text}");
+        assert!(text.contains("release 0.1.0-hotfix1"), "{text}");
+    }
+
+    #[test]
+    fn split_steps_commit_first_and_resume_skips_done_steps() {
+        let notx = step(
+            "02_idx.sql",
+            StepKind::Sql {
+                no_transaction: true,
+            },
+        );
+        let rels = vec![
+            rel("0.1.0", vec![("1-a", vec![sql("01.sql")])]),
+            rel(
+                "0.2.0",
+                vec![(
+                    "2-b",
+                    vec![
+                        sql("01.sql"),
+                        notx,
+                        sql("03.sql"),
+                        step("x.py", StepKind::Python),
+                    ],
+                )],
+            ),
+        ];
+        let it = items(&rels, &Resume::default());
+        let commits: Vec<&Item> = it
+            .iter()
+            .filter(|i| matches!(i, Item::Commit { .. }))
+            .collect();
+        assert_eq!(commits.len(), 3, "{it:?}");
+        assert!(it.contains(&Item::Commit {
+            before: Some((1, 0, 1))
+        }));
+        assert!(tracked(&rels, &Resume::default(), 1));
+        assert!(!tracked(&rels, &Resume::default(), 0));
+        let text = describe(&rels, &Resume::default());
+        assert!(text.contains("02_idx.sql  (no-transaction"), "{text}");
+        assert!(text.contains("3 transactions"), "{text}");
+
+        // Resumed after 02_idx.sql: the first steps are skipped, the release stays tracked.
+        let resume = Resume {
+            release: Some("0.2.0".parse().unwrap()),
+            done: [("2-b", "01.sql"), ("2-b", "02_idx.sql")]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        };
+        let rels = vec![rels[1].clone()];
+        let it = items(&rels, &resume);
+        assert!(it.contains(&Item::Skip(0, 0, 0)) && it.contains(&Item::Skip(0, 0, 1)));
+        assert!(it.contains(&Item::Step(0, 0, 2, Mode::InTransaction)));
+        assert!(tracked(&rels, &resume, 0));
+        let segments = build(&rels, &resume, "@@t", "n").unwrap();
+        assert_eq!(segments.len(), 3, "psql, python, psql");
+    }
+
+    #[test]
+    fn markers_round_trip() {
+        for m in [
+            Marker::Release(1),
+            Marker::Patch(1, 2),
+            Marker::Step(1, 2, 3),
+            Marker::Check(0, 0, 0),
+            Marker::Record(4),
+            Marker::Gate,
+            Marker::Committed,
+            Marker::Done,
+        ] {
+            assert_eq!(parse_marker(&marker_text(m)), Some(m));
+        }
+        assert_eq!(parse_marker("step 1"), None);
+    }
+}
