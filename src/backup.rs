@@ -264,11 +264,13 @@ pub fn meta_tables() -> Vec<(String, String)> {
     ]
 }
 
-/// Other sessions on database `name` (pid, application), ours excluded.
+/// Other client sessions on database `name` (pid, application), ours
+/// excluded; autovacuum workers do not count (PostgreSQL stops them itself
+/// for the rename).
 pub fn other_sessions(client: &mut postgres::Client, name: &str) -> Result<Vec<(i32, String)>> {
     let rows = client
         .query(
-            "SELECT pid, coalesce(application_name, '') FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            "SELECT pid, coalesce(application_name, '') FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
             &[&name],
         )
         .map_err(|e| sql_error("cannot read pg_stat_activity", e))?;

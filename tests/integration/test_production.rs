@@ -717,3 +717,36 @@ fn a_patch_that_ends_the_transaction_itself_cannot_commit_half_an_upgrade() {
 }
 
 const PY: &str = "import subprocess\nsubprocess.run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-c', \"INSERT INTO seen VALUES ('python')\"], check=True)\n";
+
+/// `clone --production` onto an existing production database at an older
+/// version: the database is kept, the work tree is put at its version
+/// (clean, nothing regenerated), and `upgrade` brings both up to date.
+#[test]
+fn a_production_clone_of_an_older_database_is_clean_and_upgrades() {
+    let p = project();
+    let env = &p.env;
+    let prod = prod_at("0.1.0");
+    let dir = format!("{}-clone", prod.dir);
+    env.release(
+        ".",
+        &[
+            "clone",
+            p.origin_url(),
+            &dir,
+            "--database",
+            &prod.db,
+            "--production",
+        ],
+    )
+    .ok()
+    .stdout_has("kept the production database")
+    .stdout_has("work tree at v0.1.0");
+    assert_eq!(env.git(&dir, &["status", "--porcelain"]).out(), "");
+    assert_eq!(rev(env, &dir, "HEAD"), rev(env, &dir, "v0.1.0"));
+    assert_eq!(
+        env.git(&dir, &["branch", "--show-current"]).out(),
+        "ho-prod"
+    );
+    env.release(&dir, &["upgrade"]).ok().stdout_has("to 0.3.0");
+    assert_eq!(version(&prod.db), "0.3.0");
+}

@@ -122,12 +122,14 @@ fn clone(args: &Args, cwd: &Path, dir: &Path, existed: bool, undo: &mut Undo) ->
     db.ensure_server()?;
 
     let how;
+    let mut kept = None;
     if db.exists()? {
         let empty = db.is_empty()?;
         if args.production {
             let mut client = db.connect()?;
             match meta::database_version(&mut client)? {
                 Some(v) => {
+                    kept = Some(v.clone());
                     how = format!(
                         "kept the production database {} (version {v}; run git hop-release upgrade to bring it up to date)",
                         db.name()
@@ -167,7 +169,15 @@ fn clone(args: &Args, cwd: &Path, dir: &Path, existed: bool, undo: &mut Undo) ->
         load(&db, &project, &version)?;
         how = format!("created the database {} at version {version}", db.name());
     }
-    let generated = crate::generate::regenerate(&project.root, &project.config, &db)?;
+    // A kept production database is at its own version: the work tree
+    // follows it (upgrade moves both on), and its code is the committed one.
+    let generated = match &kept {
+        Some(v) => {
+            crate::upgrade::move_work_tree(&project, v)?;
+            None
+        }
+        None => crate::generate::regenerate(&project.root, &project.config, &db)?,
+    };
     crate::hooks::install(g)?;
     let role = if args.production {
         " (production clone)"
@@ -179,7 +189,10 @@ fn clone(args: &Args, cwd: &Path, dir: &Path, existed: bool, undo: &mut Undo) ->
         args.url,
         dir.display(),
         db.server(),
-        crate::generate::summary(&generated),
+        match &kept {
+            Some(v) => format!("work tree at {} (the database's version)", v.tag_name()),
+            None => crate::generate::summary(&generated),
+        },
         dir.display()
     ))
 }
