@@ -36,8 +36,8 @@ impl PgBin {
 }
 
 /// Finds a client tool (`psql`, `pg_dump`, `pg_restore`): `$HOP_PG_BINDIR`,
-/// then `PATH`, then the server directory of [`PgBin::find`], then the highest
-/// `/usr/lib/postgresql/<N>/bin` that has it.
+/// then the highest `/usr/lib/postgresql/<N>/bin` that has it, then `PATH`,
+/// then the server directory of [`PgBin::find`].
 pub fn client_tool(name: &str) -> Result<PathBuf> {
     Search::system().client_tool(name)
 }
@@ -107,6 +107,13 @@ impl Search {
                 return Ok(exe);
             }
         }
+        // Debian/Ubuntu: the real binary of the newest version. The `psql`
+        // on PATH there is a Perl wrapper that costs ~25 ms a process and
+        // would pick the same newest version for a remote server anyway;
+        // the newest pg_dump is also the one that can dump every server.
+        if let Some(dir) = highest_versioned_dir(&self.debian_root, name) {
+            return Ok(dir.join(name));
+        }
         if let Some(exe) = self.on_path(name) {
             return Ok(exe);
         }
@@ -115,9 +122,6 @@ impl Search {
             if is_executable(&exe) {
                 return Ok(exe);
             }
-        }
-        if let Some(dir) = highest_versioned_dir(&self.debian_root, name) {
-            return Ok(dir.join(name));
         }
         let mut looked = Vec::new();
         if let Some(dir) = &self.bindir_env {
@@ -301,11 +305,20 @@ mod tests {
             s.client_tool("pg_dump").unwrap(),
             s.debian_root.join("15/bin/pg_dump")
         );
-        // PATH beats the server dir.
+        // The Debian versioned dir beats PATH (there, PATH has a wrapper).
         let path_dir = tmp.path().join("path-bin");
         fake_program(&path_dir.join("pg_dump"), "true");
+        fake_program(&path_dir.join("pg_restore"), "true");
         s.path_env = Some(path_dir.clone().into_os_string());
-        assert_eq!(s.client_tool("pg_dump").unwrap(), path_dir.join("pg_dump"));
+        assert_eq!(
+            s.client_tool("pg_dump").unwrap(),
+            s.debian_root.join("15/bin/pg_dump")
+        );
+        // PATH when the versioned dirs lack the tool.
+        assert_eq!(
+            s.client_tool("pg_restore").unwrap(),
+            path_dir.join("pg_restore")
+        );
         // HOP_PG_BINDIR beats PATH; falls through when the tool is not there.
         let mine = tmp.path().join("mine");
         fake_program(&mine.join("pg_dump"), "true");
