@@ -152,6 +152,24 @@ impl Git {
         )
     }
 
+    /// Runs `git merge ARGS`. On failure, the conflicting files (the merge
+    /// is then in progress) or, when it did not even start, git's message.
+    pub fn merge(&self, args: &[&str], env: &[(&str, &str)]) -> Result<Result<(), MergeFailure>> {
+        let mut argv = vec!["merge"];
+        argv.extend_from_slice(args);
+        let out = self.output(&argv, env)?;
+        if out.ok {
+            return Ok(Ok(()));
+        }
+        let conflicts = self
+            .run(&["diff", "--name-only", "--diff-filter=U"])
+            .unwrap_or_default();
+        Ok(Err(MergeFailure {
+            conflicts: conflicts.lines().map(str::to_string).collect(),
+            message: first_lines(&out.stderr, &out.stdout),
+        }))
+    }
+
     /// Whether `ancestor` is an ancestor of (or equal to) `of`.
     pub fn is_ancestor(&self, ancestor: &str, of: &str) -> Result<bool> {
         Ok(self
@@ -182,6 +200,29 @@ pub const TEST_ENV: [(&str, &str); 6] = [
     ("GIT_COMMITTER_NAME", "t"),
     ("GIT_COMMITTER_EMAIL", "t@e"),
 ];
+
+/// Why a merge did not complete.
+#[derive(Debug)]
+pub struct MergeFailure {
+    pub conflicts: Vec<String>,
+    pub message: String,
+}
+
+impl MergeFailure {
+    /// "merging WHAT conflicts in: a, b" with `conflict_hint`, or "cannot
+    /// merge WHAT: git's message".
+    pub fn error(&self, what: &str, conflict_hint: &str) -> Error {
+        if self.conflicts.is_empty() {
+            Error::new(format!("cannot merge {what}: {}", self.message))
+        } else {
+            Error::new(format!(
+                "merging {what} conflicts in: {}",
+                self.conflicts.join(", ")
+            ))
+            .hint(conflict_hint)
+        }
+    }
+}
 
 /// The most useful part of a failed process's output, on one line.
 pub fn first_lines(stderr: &str, stdout: &str) -> String {

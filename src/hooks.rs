@@ -511,30 +511,14 @@ pub fn validate_patch_push(project: &Project, id: &PatchId, commit: &str) -> Res
         short(&release_commit)
     );
     // 1. Merge (the tree is the one `git hop-patch merge` would build).
-    let merged = wt.git.output(
-        &["merge", "--no-ff", "--no-commit", "-q", &release_commit],
+    if let Err(f) = wt.git.merge(
+        &["--no-ff", "--no-commit", "-q", &release_commit],
         &SCRATCH_IDENTITY,
-    )?;
-    if !merged.ok {
-        let conflicts = wt
-            .git
-            .run(&["diff", "--name-only", "--diff-filter=U"])
-            .unwrap_or_default();
-        let files: Vec<&str> = conflicts.lines().collect();
-        return Err(if files.is_empty() {
-            Error::new(format!(
-                "cannot merge {release_branch} into {}: {}",
-                id.branch(),
-                crate::git::first_lines(&merged.stderr, &merged.stdout)
-            ))
-        } else {
-            Error::new(format!(
-                "merging {release_branch} into {} conflicts in: {}",
-                id.branch(),
-                files.join(", ")
-            ))
-            .hint("git hop-patch sync, resolve the conflicts and commit")
-        });
+    )? {
+        return Err(f.error(
+            &format!("{release_branch} into {}", id.branch()),
+            "git hop-patch sync, resolve the conflicts and commit",
+        ));
     }
     let toml = release_file::patches_path(&wt.path, &version);
     let mut file = PatchesFile::load(&toml)?;

@@ -141,32 +141,14 @@ pub fn validate_merge(
     let wt = Worktree::add(project, release_commit)?;
     let release_branch = format!("ho-release/{version}");
     // 1. Merge.
-    let merged = wt.git.output(
-        &["merge", "--no-ff", "--no-commit", "-q", patch_commit],
-        &[],
-    )?;
-    if !merged.ok {
-        let conflicts = wt
-            .git
-            .run(&["diff", "--name-only", "--diff-filter=U"])
-            .unwrap_or_default();
-        let files: Vec<&str> = conflicts.lines().collect();
-        return Err(if files.is_empty() {
-            Error::new(format!(
-                "cannot merge {} into {release_branch}: {}",
-                id.branch(),
-                crate::git::first_lines(&merged.stderr, &merged.stdout)
-            ))
-        } else {
-            Error::new(format!(
-                "merging {} into {release_branch} conflicts in: {}",
-                id.branch(),
-                files.join(", ")
-            ))
-            .hint(
-                "git hop-patch sync, resolve the conflicts, commit, then git hop-patch merge again",
-            )
-        });
+    if let Err(f) = wt
+        .git
+        .merge(&["--no-ff", "--no-commit", "-q", patch_commit], &[])?
+    {
+        return Err(f.error(
+            &format!("{} into {release_branch}", id.branch()),
+            "git hop-patch sync, resolve the conflicts, commit, then git hop-patch merge again",
+        ));
     }
     let toml = release_file::patches_path(&wt.path, version);
     let mut file = PatchesFile::load(&toml)?;

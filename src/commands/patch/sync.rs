@@ -1,7 +1,7 @@
 //! `git hop-patch sync`: brings the release's latest state into the patch
 //! branch (SPEC 4.3).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::origin::{Origin, REMOTE, RefUpdate};
 use crate::preconditions;
 use crate::project::{Project, RELEASE_PREFIX};
@@ -28,31 +28,12 @@ pub fn run(_args: Args) -> Result<()> {
         None => release_branch.clone(),
     };
     let before = git.run(&["rev-parse", "HEAD"])?;
-    let out = git.output(
-        &[
-            "merge",
-            "--no-edit",
-            "-q",
-            "-m",
-            &format!("[hop] sync {id} with release {version}"),
+    let message = format!("[hop] sync {id} with release {version}");
+    if let Err(f) = git.merge(&["--no-edit", "-q", "-m", &message, &source], &[])? {
+        return Err(f.error(
             &source,
-        ],
-        &[],
-    )?;
-    if !out.ok {
-        let conflicts = git
-            .run(&["diff", "--name-only", "--diff-filter=U"])
-            .unwrap_or_default();
-        let files: Vec<&str> = conflicts.lines().collect();
-        return Err(if files.is_empty() {
-            Error::new(format!(
-                "cannot merge {source}: {}",
-                crate::git::first_lines(&out.stderr, &out.stdout)
-            ))
-        } else {
-            Error::new(format!("merging {source} conflicts in: {}", files.join(", ")))
-                .hint("resolve them, git add and git commit (the merge is in progress), then git hop-patch apply")
-        });
+            "resolve them, git add and git commit (the merge is in progress), then git hop-patch apply",
+        ));
     }
     let after = git.run(&["rev-parse", "HEAD"])?;
     if after == before {

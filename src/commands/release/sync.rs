@@ -187,23 +187,26 @@ fn validate(
 /// progress, and says which files conflict.
 fn conflict(project: &Project, branch: &str, prod_name: &str, message: &str, prod: &str) -> Error {
     let git = &project.git;
-    let _ = git.output(
-        &["merge", "--no-ff", "--no-verify", "-q", "-m", message, prod],
-        &[],
-    );
-    let files = git
-        .run(&["diff", "--name-only", "--diff-filter=U"])
-        .unwrap_or_default();
-    let files: Vec<&str> = files.lines().collect();
-    if files.is_empty() {
+    let failure = match git.merge(&["--no-ff", "--no-verify", "-q", "-m", message, prod], &[]) {
+        Ok(Err(f)) => f,
+        Ok(Ok(())) => return Error::new(format!(
+            "merging {prod_name} into {branch} conflicted in a temporary worktree but not in yours"
+        ))
+        .hint("git hop-release sync again"),
+        Err(e) => return e,
+    };
+    if failure.conflicts.is_empty() {
         let _ = git.run(&["merge", "--abort"]);
-        return Error::new(format!("cannot merge {prod_name} into {branch}")).hint(format!(
+        return Error::new(format!(
+            "cannot merge {prod_name} into {branch}: {}",
+            failure.message
+        ))
+        .hint(format!(
             "git merge {prod_name} shows why; then git hop-release sync again"
         ));
     }
-    Error::new(format!(
-        "merging {prod_name} into {branch} conflicts in: {}",
-        files.join(", ")
-    ))
-    .hint("the merge is in progress in your work tree: resolve the conflicts, git add the files and git commit, then git hop-release sync again (it validates and pushes)")
+    failure.error(
+        &format!("{prod_name} into {branch}"),
+        "the merge is in progress in your work tree: resolve the conflicts, git add the files and git commit, then git hop-release sync again (it validates and pushes)",
+    )
 }
