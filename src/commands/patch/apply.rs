@@ -7,6 +7,8 @@ use crate::preconditions;
 use crate::project::Project;
 use crate::rebuild;
 
+/// Rebuild the working database with this patch and regenerate code
+///
 /// Rebuild the working database: production snapshot, then the release's
 /// staged patches and this patch in TOML order; then regenerate code.
 /// The work tree may hold uncommitted changes.

@@ -8,6 +8,8 @@ use crate::preconditions;
 use crate::project::{Project, RELEASE_PREFIX};
 use crate::release_file::{self, PatchesFile};
 
+/// Create a patch in the current release
+///
 /// Create a patch: reserve its number on origin, add it as a candidate of
 /// the current release, create ho-patch/<id> and Patches/<id>/README.md,
 /// push, and switch to it

@@ -9,6 +9,8 @@ use crate::project::{Project, RELEASE_PREFIX};
 use crate::release_file;
 use crate::validation;
 
+/// Validate the patch with its release, then stage it
+///
 /// Validate and merge the current patch into its release: in a temporary
 /// worktree and database (your work tree and working database are not
 /// touched), merge the release and the patch, rebuild from the production

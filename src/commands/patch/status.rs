@@ -10,6 +10,8 @@ use crate::origin::{Origin, REMOTE};
 use crate::project::{BranchRole, Project, RELEASE_PREFIX};
 use crate::release_file::{self, PatchState};
 
+/// Show the current patch, its release, state and drift
+///
 /// Show the current patch, its release and state, the commits the patch
 /// branch lacks from the release branch on origin, and whether the working
 /// database matches the patch's files

@@ -6,6 +6,8 @@ use crate::origin::{Origin, REMOTE, RefUpdate};
 use crate::preconditions;
 use crate::project::{Project, RELEASE_PREFIX};
 
+/// Merge the release's latest state into the patch branch
+///
 /// Merge the latest ho-release/X.Y.Z from origin into the current patch
 /// branch (and push the patch branch)
 #[derive(clap::Args, Debug)]

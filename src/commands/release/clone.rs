@@ -13,6 +13,8 @@ use crate::project::{PROD_BRANCH, Project};
 use crate::snapshot;
 use crate::undo::Undo;
 
+/// Clone a project and build its database
+///
 /// Clone a project, check out ho-prod, build the local database from the
 /// current model snapshot and install the hooks.
 #[derive(clap::Args, Debug)]

@@ -4,6 +4,8 @@ use crate::commands::db_args::DbArgs;
 use crate::error::{Error, Result};
 use crate::project::Project;
 
+/// Show, start or stop the clone's embedded PostgreSQL cluster
+///
 /// Show, start or stop this clone's embedded PostgreSQL cluster
 /// (used when no server is configured)
 #[derive(clap::Args, Debug)]

@@ -5,6 +5,8 @@ use crate::commands::db_args::DbArgs;
 use crate::error::Result;
 use crate::project::Project;
 
+/// Regenerate the half_orm package and test skeletons
+///
 /// Regenerate the half_orm Python package (<package>/) and the test
 /// skeletons from the working database; user code between the markers and
 /// after the last marker is kept

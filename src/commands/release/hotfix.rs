@@ -15,6 +15,8 @@ use crate::project::{Project, RELEASE_PREFIX};
 use crate::release;
 use crate::release_file::{self, PatchesFile};
 
+/// Reopen the production version for a hotfix
+///
 /// Reopen the current production version for a hotfix: create
 /// ho-release/X.Y.Z from the latest production tag (vX.Y.Z or
 /// vX.Y.Z-hotfixN) with a `# HOTFIX` X.Y.Z-patches.toml, push, and switch

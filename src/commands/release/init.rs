@@ -15,6 +15,8 @@ use crate::snapshot;
 use crate::undo::Undo;
 use crate::version::Version;
 
+/// Create a new project (new or adopted database, version 0.0.0)
+///
 /// Create a new project: a folder with a git repository on ho-prod, the
 /// database (created, or an existing one adopted as version 0.0.0), the
 /// half_orm_meta schema, the 0.0.0 model snapshot, hooks; tagged v0.0.0.

@@ -8,6 +8,8 @@ use crate::project::{PROD_BRANCH, Project, RELEASE_PREFIX};
 use crate::release_file::{self, PatchesFile};
 use crate::version::{self, Level};
 
+/// Open the next release (patch, minor or major)
+///
 /// Open the next release: reserve its version on origin, create
 /// ho-release/X.Y.Z from ho-prod with an empty X.Y.Z-patches.toml, push,
 /// and switch to it

@@ -27,6 +27,8 @@ pub enum Target {
     Hotfix(HotfixArgs),
 }
 
+/// Validate the smallest release and tag its next release candidate
+///
 /// Tag the next release candidate X.Y.Z-rcN of the smallest release in
 /// preparation: re-validated (fresh database from the production snapshot,
 /// staged patches in TOML order, generated code compared, tests), then
@@ -37,6 +39,8 @@ pub struct RcArgs {
     pub db: DbArgs,
 }
 
+/// Validate the smallest release and put it into production
+///
 /// Put the smallest release in preparation into production: re-validated,
 /// merged into ho-prod with its model snapshot (dumped from the validation
 /// database), schema.sql moved, X.Y.Z.txt written, the TOML deleted, tagged
@@ -47,6 +51,8 @@ pub struct ProdArgs {
     pub db: DbArgs,
 }
 
+/// Validate the open hotfix and put it into production
+///
 /// Put the open hotfix release into production as the next X.Y.Z-hotfixN:
 /// validated, merged into ho-prod with its model snapshot, tagged
 /// vX.Y.Z-hotfixN, its branch deleted; lists the releases that must sync

@@ -19,6 +19,8 @@ use crate::snapshot;
 use crate::upgrade::{self, lock::Lock};
 use crate::version::{Pre, Version};
 
+/// Bring the database back to a production version
+///
 /// Bring the database back to production version V: in development, rebuild
 /// it from V's model snapshot; in production, restore the backup taken before
 /// leaving V (asks for confirmation unless --yes)

@@ -13,6 +13,8 @@ use crate::release;
 use crate::snapshot;
 use crate::version;
 
+/// Show production, database, releases in preparation and branch
+///
 /// Show the production version, the database's version, which database and
 /// server are in use, the releases in preparation with their patches, RC
 /// tags and what can be promoted next, and the current branch's role

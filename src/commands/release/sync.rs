@@ -15,6 +15,8 @@ use crate::release;
 use crate::release_file::{self, PatchesFile};
 use crate::validation::{self, Worktree};
 
+/// Merge the current ho-prod into the release branch, validate, push
+///
 /// Merge the current ho-prod from origin into the current release branch
 /// (ho-release/X.Y.Z), validate the release and push. On a conflict the
 /// merge is left in progress in your work tree: resolve it, commit, and run

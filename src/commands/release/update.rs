@@ -11,6 +11,8 @@ use crate::origin::Origin;
 use crate::project::Project;
 use crate::upgrade::{self, runner};
 
+/// List the production releases newer than the database
+///
 /// Fetch origin and list the production releases newer than the database's
 /// version, in order, with their patches (changes nothing)
 #[derive(clap::Args, Debug)]

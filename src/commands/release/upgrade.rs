@@ -20,6 +20,8 @@ use crate::snapshot;
 use crate::upgrade::{self, lock::Lock, runner};
 use crate::version::Version;
 
+/// Upgrade this production database to the latest (or a given) release
+///
 /// Upgrade this production clone's database: every production release newer
 /// than its version, in order, in one transaction with the metadata rows,
 /// after a verified backup; then check out ho-prod at the version reached
