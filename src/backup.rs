@@ -219,27 +219,18 @@ fn dump_into(params: &ConnParams, file: std::fs::File, shown: &Path) -> Result<(
 
 /// `pg_restore --list` reads the backup and lists every table of `tables`.
 pub fn verify(path: &Path, tables: &[(String, String)]) -> Result<()> {
-    let pg_restore = pgbin::client_tool("pg_restore")?;
-    let out = duct::cmd(
-        &pg_restore,
-        [std::ffi::OsStr::new("--list"), path.as_os_str()],
-    )
-    .env("LC_MESSAGES", "C")
-    .stdin_null()
-    .stdout_capture()
-    .stderr_capture()
-    .unchecked()
-    .run()
-    .map_err(|e| Error::new(format!("could not run {}: {e}", pg_restore.display())))?;
-    if !out.status.success() {
-        return Err(Error::new(format!(
-            "the backup {} cannot be read back: pg_restore --list: {}",
-            path.display(),
-            crate::db::psql::error_lines(&String::from_utf8_lossy(&out.stderr))
-        ))
-        .hint("the backup is not usable; nothing was changed"));
-    }
-    let toc = String::from_utf8_lossy(&out.stdout);
+    // Reading a file needs no connection.
+    let path_s = path.display().to_string();
+    let out = crate::db::psql::Client::pg_restore(&ConnParams::default())?
+        .run(&["--list", &path_s], None, None)
+        .map_err(|e| {
+            Error::new(format!(
+                "the backup {path_s} cannot be read back: {}",
+                e.message
+            ))
+            .hint("the backup is not usable; nothing was changed")
+        })?;
+    let toc = out.stdout;
     let missing: Vec<String> = tables
         .iter()
         .filter(|(s, t)| !toc.lines().any(|l| l.contains(&format!(" TABLE {s} {t} "))))
@@ -411,34 +402,20 @@ pub fn restore(
 }
 
 fn pg_restore_into(params: &ConnParams, file: &Path) -> Result<()> {
-    let pg_restore = pgbin::client_tool("pg_restore")?;
-    let mut env = params.child_env();
-    env.push(("PGAPPNAME".into(), "git-hop restore".into()));
-    let args: Vec<std::ffi::OsString> = vec![
-        "--exit-on-error".into(),
-        "--single-transaction".into(),
-        "--no-password".into(),
-        "-d".into(),
-        params.dbname.clone().unwrap_or_default().into(),
-        file.into(),
-    ];
-    let out = with_connection_env(duct::cmd(&pg_restore, args), env)
-        .env("LC_MESSAGES", "C")
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .map_err(|e| Error::new(format!("could not run {}: {e}", pg_restore.display())))?;
-    if !out.status.success() {
-        return Err(Error::new(format!(
-            "pg_restore of {} failed: {}",
-            file.display(),
-            crate::db::psql::error_lines(&String::from_utf8_lossy(&out.stderr))
-        ))
-        .hint("nothing was changed; the user running the restore may lack privileges the backup's objects need (owners)"));
-    }
-    Ok(())
+    let db = params.dbname.clone().unwrap_or_default();
+    let file_s = file.display().to_string();
+    crate::db::psql::Client::pg_restore(params)?
+        .run(
+            &["--exit-on-error", "--single-transaction", "--no-password", "-d", &db, &file_s],
+            None,
+            None,
+        )
+        .map(|_| ())
+        .map_err(|e| {
+            Error::new(format!("pg_restore of {file_s} failed: {}", e.message)).hint(
+                "nothing was changed; the user running the restore may lack privileges the backup's objects need (owners)",
+            )
+        })
 }
 
 /// Gives `fresh` the owner, database privileges and settings of `name`.

@@ -40,9 +40,10 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::db::conn::{ConnParams, LIBPQ_ENV_VARS};
+use crate::db::conn::ConnParams;
 use crate::db::database::quote_literal;
 use crate::db::pgbin;
+use crate::db::psql::with_connection_env;
 use crate::error::{Error, Result};
 use crate::patch_id::PatchId;
 use crate::version::Version;
@@ -767,33 +768,20 @@ fn collapse(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Sets a child's `PG*` variables to exactly `vars` (and `more`), removing
-/// inherited libpq variables that they do not set. duct applies an
-/// expression's outer settings first, so a removal wrapped around a setting
-/// of the same variable would undo it: remove only what is not set.
-fn with_env(mut cmd: duct::Expression, vars: &[(String, String)]) -> duct::Expression {
-    for var in LIBPQ_ENV_VARS {
-        if !vars.iter().any(|(k, _)| k == var) {
-            cmd = cmd.env_remove(var);
-        }
-    }
-    for (k, v) in vars {
-        cmd = cmd.env(k, v);
-    }
-    cmd
-}
-
-fn run_psql(
+/// The psql process that runs a driver script: connection through the
+/// environment only, `ON_ERROR_STOP`, no password prompt; stderr (markers and
+/// messages) merged into the output read by the caller, query results
+/// dropped. Shared by rebuilds and production upgrades.
+pub(crate) fn driver_psql(
     psql: &Path,
     params: &ConnParams,
     root: &Path,
     driver: &Path,
-    script: &Script,
-    tracker: &mut Tracker,
-) -> Result<()> {
+    appname: &str,
+) -> duct::Expression {
     let mut env = params.child_env();
     if !env.iter().any(|(k, _)| k == "PGAPPNAME") {
-        env.push(("PGAPPNAME".into(), "git-hop".into()));
+        env.push(("PGAPPNAME".into(), appname.into()));
     }
     env.push(("PGTZ".into(), "UTC".into()));
     env.push(("LC_MESSAGES".into(), "C".into()));
@@ -806,13 +794,22 @@ fn run_psql(
         "-f".into(),
         driver.into(),
     ];
-    // stderr (markers and messages) goes to the reader, stdout to nowhere.
-    let expr = with_env(duct::cmd(psql, args), &env)
+    with_connection_env(duct::cmd(psql, args), env)
         .dir(root)
-        .stdin_null()
         .stdout_null()
         .stderr_to_stdout()
-        .unchecked();
+        .unchecked()
+}
+
+fn run_psql(
+    psql: &Path,
+    params: &ConnParams,
+    root: &Path,
+    driver: &Path,
+    script: &Script,
+    tracker: &mut Tracker,
+) -> Result<()> {
+    let expr = driver_psql(psql, params, root, driver, "git-hop").stdin_null();
     #[cfg(test)]
     PSQL_SPAWNS.with(|c| c.set(c.get() + 1));
     let reader = expr
@@ -877,7 +874,7 @@ fn run_python(
     let file = tracker.shown(&step.path);
     let mut env = params.child_env();
     env.extend(extra_env.iter().cloned());
-    let expr = with_env(duct::cmd("python3", [&file]), &env)
+    let expr = with_connection_env(duct::cmd("python3", [&file]), env.clone())
         .dir(root)
         .stdin_null()
         .stderr_to_stdout()

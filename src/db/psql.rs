@@ -35,6 +35,13 @@ impl Client {
         })
     }
 
+    pub fn pg_restore(params: &ConnParams) -> Result<Client> {
+        Ok(Client {
+            bin: pgbin::client_tool("pg_restore")?,
+            params: params.clone(),
+        })
+    }
+
     fn expression(&self, args: &[&str]) -> duct::Expression {
         let mut env = self.params.child_env();
         env.push(("PGAPPNAME".into(), "git-hop".into()));

@@ -765,30 +765,11 @@ fn run_psql(
     driver: &Path,
     t: &mut Tracker,
 ) -> Result<()> {
-    let mut env = params.child_env();
-    if !env.iter().any(|(k, _)| k == "PGAPPNAME") {
-        env.push(("PGAPPNAME".into(), "git-hop upgrade".into()));
-    }
-    env.push(("PGTZ".into(), "UTC".into()));
-    env.push(("LC_MESSAGES".into(), "C".into()));
     // The gate's pipe: only this process holds its write end (close-on-exec).
     let (gate_reader, mut gate_writer) =
         std::io::pipe().map_err(|e| Error::new(format!("cannot create a pipe: {e}")))?;
-    let args: Vec<std::ffi::OsString> = vec![
-        "-X".into(),
-        "-q".into(),
-        "-w".into(),
-        "-v".into(),
-        "ON_ERROR_STOP=1".into(),
-        "-f".into(),
-        driver.into(),
-    ];
-    let expr = with_connection_env(duct::cmd(psql, args), env)
-        .dir(root)
-        .stdin_file(gate_reader)
-        .stdout_null()
-        .stderr_to_stdout()
-        .unchecked();
+    let expr = crate::patch_runner::driver_psql(psql, params, root, driver, "git-hop upgrade")
+        .stdin_file(gate_reader);
     let reader = die_with_parent(expr)
         .reader()
         .map_err(|e| Error::new(format!("could not run {}: {e}", psql.display())))?;
