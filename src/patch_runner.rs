@@ -435,29 +435,6 @@ fn parse_marker(rest: &str) -> Option<Marker> {
     })
 }
 
-/// A path for a psql meta-command argument: single-quoted, with `'`
-/// doubled and backslash, newline, CR and tab escaped (psql applies C-like
-/// escapes inside single quotes).
-pub(crate) fn psql_quote(path: &Path) -> Result<String> {
-    let s = path.to_str().ok_or_else(|| {
-        Error::new(format!("path {} is not valid UTF-8", path.display()))
-            .hint("move the work tree to a path of UTF-8 characters")
-    })?;
-    let mut out = String::from("'");
-    for c in s.chars() {
-        match c {
-            '\'' => out.push_str("''"),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    Ok(out)
-}
-
 fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Vec<Segment>> {
     let mut segments = Vec::new();
     let mut script = Script::new(tag);
@@ -498,7 +475,7 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
             }
             script.marker(Marker::Step(p, s));
             script.push(
-                format!("\\i {}", psql_quote(&step.path)?),
+                format!("\\i {}", crate::db::psql::quote_path(&step.path)?),
                 Role::Include(p, s),
             );
             // A file may have turned it off: the driver's own lines must stop.
@@ -1239,7 +1216,7 @@ mod tests {
     #[test]
     fn helpers_quote_paths_and_find_errors() {
         assert_eq!(
-            psql_quote(Path::new("/a b/it's\\x\ny")).unwrap(),
+            crate::db::psql::quote_path(Path::new("/a b/it's\\x\ny")).unwrap(),
             "'/a b/it''s\\\\x\\ny'"
         );
         let e = find_error(

@@ -7,7 +7,6 @@
 //! accepted the push.
 
 use crate::db::database::Database;
-use crate::db::meta;
 use crate::error::{Error, Result};
 use crate::git::Git;
 use crate::origin::{Origin, REMOTE, RefUpdate};
@@ -363,14 +362,19 @@ pub fn build_production(
     let patches = file.staged();
 
     let temp = validation::validate_tree_keep(project, working, &wt, target, &file)?;
-    let schema = snapshot::dump_schema(&temp.db.params)?;
-    let data = snapshot::dump_data(&temp.db.params)?;
-    let metadata = {
-        let mut client = temp.db.connect()?;
-        meta::dump_rows(&mut client)?
-    };
+    let texts = snapshot::dump(&temp.db)?;
     drop(temp);
-    snapshot::write(&wt.path, target, &schema, &data, &metadata)?;
+    // The snapshot must build what it was dumped from (docs/snapshots.md).
+    println!("proving the model snapshot {target}: load, dump, compare");
+    snapshot::proof::prove(working, &texts, target)
+        .map_err(|e| e.context(format!("{target} was not promoted")))?;
+    snapshot::write(
+        &wt.path,
+        target,
+        &texts.schema,
+        &texts.data,
+        &texts.metadata,
+    )?;
     let header = format!(
         "{} {target}: patches in application order",
         if target.is_release() {

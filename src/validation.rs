@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::db::database::Database;
+pub use crate::db::temp::TempDatabase;
 use crate::error::{Error, Result};
 use crate::git::Git;
 use crate::patch_id::PatchId;
@@ -73,59 +74,6 @@ fn prune_stale(project: &Project, tmp: &Path) {
     let _ = project.git.run(&["worktree", "prune"]);
 }
 
-/// A temporary database on the working database's server, dropped when
-/// dropped.
-pub struct TempDatabase {
-    pub db: Database,
-}
-
-impl TempDatabase {
-    pub fn new(working: &Database, purpose: &str) -> TempDatabase {
-        let prefix: String = working.name().chars().take(30).collect();
-        let prefix = format!("{prefix}_hop_{purpose}_");
-        drop_stale(working, &prefix);
-        let base = format!("{prefix}{}", std::process::id());
-        let db = Database {
-            source: working.source,
-            params: working.params.with_dbname(&base),
-            cluster: working.cluster.clone(),
-        };
-        TempDatabase { db }
-    }
-}
-
-/// Temporary databases left by a killed run (their process is gone).
-fn drop_stale(working: &Database, prefix: &str) {
-    let Ok(mut client) = working.connect_maintenance() else {
-        return;
-    };
-    let Ok(rows) = client.query(
-        "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
-        &[&prefix],
-    ) else {
-        return;
-    };
-    for row in rows {
-        let name: String = row.get(0);
-        let alive = name[prefix.len()..]
-            .parse::<u32>()
-            .map(|pid| Path::new(&format!("/proc/{pid}")).exists())
-            .unwrap_or(true);
-        if !alive {
-            let _ = client.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                crate::db::database::quote_ident(&name)
-            ));
-        }
-    }
-}
-
-impl Drop for TempDatabase {
-    fn drop(&mut self) {
-        let _ = self.db.drop_database();
-    }
-}
-
 /// Validates merging `patch_commit` (patch `id`) into the release whose
 /// branch is at `release_commit`. Returns the commit to become the
 /// release branch: the merge, with the patch staged at the end of the
@@ -174,8 +122,43 @@ pub fn validate_merge(
     ])?;
     let commit = wt.git.run(&["rev-parse", "HEAD"])?;
 
-    validate_tree(project, working, &wt, version, &file)?;
+    let temp = validate_tree_keep(project, working, &wt, version, &file)?;
+    let dir = wt.path.join("Patches").join(id.as_str());
+    if touches_snapshot_loading(&dir) {
+        // The cheap form of promote's proof (docs/snapshots.md), so that a
+        // snapshot that would not reload shows up on the patch that causes it.
+        println!(
+            "patch {id} creates triggers, materialized views or generated columns: proving that the release's snapshot reloads"
+        );
+        let texts = crate::snapshot::dump(&temp.db)?;
+        drop(temp);
+        crate::snapshot::proof::prove(working, &texts, version)
+            .map_err(|e| e.context(format!("{id} was not merged")))?;
+    }
     Ok(commit)
+}
+
+/// Whether a patch's files may create what loading a snapshot treats
+/// apart: triggers, materialized views, generated columns (the words
+/// `TRIGGER`, `MATERIALIZED` or `GENERATED` in its SQL), or anything a
+/// Python step may do.
+pub fn touches_snapshot_loading(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let path = e.path();
+        match path.extension().and_then(|x| x.to_str()) {
+            Some("py") => true,
+            Some("sql") => std::fs::read_to_string(&path).is_ok_and(|text| {
+                let upper = text.to_ascii_uppercase();
+                upper
+                    .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                    .any(|w| matches!(w, "TRIGGER" | "MATERIALIZED" | "GENERATED"))
+            }),
+            _ => false,
+        }
+    })
 }
 
 /// Steps 2–5 of SPEC 4.4 on a checked-out worktree.

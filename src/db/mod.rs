@@ -7,3 +7,4 @@ pub mod database;
 pub mod meta;
 pub mod pgbin;
 pub mod psql;
+pub mod temp;

@@ -132,6 +132,29 @@ pub fn with_connection_env(
     cmd
 }
 
+/// A path for a psql meta-command argument: single-quoted, with `'`
+/// doubled and backslash, newline, CR and tab escaped (psql applies C-like
+/// escapes inside single quotes).
+pub fn quote_path(path: &Path) -> Result<String> {
+    let s = path.to_str().ok_or_else(|| {
+        Error::new(format!("path {} is not valid UTF-8", path.display()))
+            .hint("move the work tree to a path of UTF-8 characters")
+    })?;
+    let mut out = String::from("'");
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    Ok(out)
+}
+
 /// The meaningful lines of a psql/pg_dump error output, joined on one line:
 /// `psql:FILE:LINE: ERROR: msg` becomes `FILE:LINE: ERROR: msg`.
 pub fn error_lines(stderr: &str) -> String {

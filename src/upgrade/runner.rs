@@ -45,9 +45,10 @@ use std::time::{Duration, Instant};
 use crate::db::conn::ConnParams;
 use crate::db::database::{quote_literal, sql_error};
 use crate::db::pgbin;
+use crate::db::psql::quote_path;
 use crate::db::psql::with_connection_env;
 use crate::error::{Error, Result};
-use crate::patch_runner::{Step, StepKind, describe_status, find_error, ms, psql_quote};
+use crate::patch_runner::{Step, StepKind, describe_status, find_error, ms};
 use crate::version::Version;
 
 /// The table of an upgrade in progress (exists only while a release is
@@ -428,7 +429,7 @@ fn build(releases: &[ReleaseRun], resume: &Resume, tag: &str, token: &str) -> Re
             Item::PatchStart(r, p) => b.marker(Marker::Patch(r, p)),
             Item::Skip(..) => {}
             Item::Step(r, p, s, m) => {
-                let path = psql_quote(&releases[r].patches[p].steps[s].path)?;
+                let path = quote_path(&releases[r].patches[p].steps[s].path)?;
                 match m {
                     Mode::InTransaction => {
                         b.marker(Marker::Step(r, p, s));

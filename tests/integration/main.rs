@@ -11,6 +11,7 @@ mod test_man;
 mod test_patch_flow;
 mod test_production;
 mod test_release;
+mod test_snapshots;
 mod test_workflow;
 
 /// Every `test_*.rs` file must be listed above, or it silently never runs.

@@ -168,7 +168,7 @@ fn create(args: &Args, target: &Path, existed: bool, undo: &mut Undo) -> Result<
     write_skeleton(target, &args.package, &dbname)?;
     let schema = snapshot::dump_schema(&db.params)?;
     let metadata = meta::dump_rows(&mut client)?;
-    let data = "-- git-hop: rows created by the patches of 0.0.0 (none)\n";
+    let data = snapshot::dump::NO_DATA;
     snapshot::write(target, &v0, &schema, data, &metadata)?;
     let config = ProjectConfig::load(target)?;
     let generated = crate::generate::regenerate(target, &config, &db)?;

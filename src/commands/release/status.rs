@@ -45,6 +45,18 @@ pub struct Status {
     pub branch_role: String,
     pub production_clone: bool,
     pub database: DatabaseStatus,
+    pub snapshots: SnapshotStatus,
+}
+
+/// Whether the tagged model snapshots reload (checked once per snapshot
+/// and server version; not on a production clone, which never loads one).
+#[derive(Serialize, Debug)]
+pub struct SnapshotStatus {
+    pub checked: bool,
+    /// Tagged snapshots that do not reload, with the reason.
+    pub not_reloading: Vec<snapshot::check::Failure>,
+    /// Why the check could not run.
+    pub error: Option<String>,
 }
 
 #[derive(Serialize, Debug)]
@@ -119,6 +131,26 @@ pub fn run(args: Args) -> Result<()> {
         Ok(v) => (v.map(|v| v.to_string()), None),
         Err(e) => (None, Some(e.message)),
     };
+    let snapshots = if project.clone.production || db_error.is_some() {
+        SnapshotStatus {
+            checked: false,
+            not_reloading: Vec::new(),
+            error: None,
+        }
+    } else {
+        match snapshot::check::tagged_failures(&project, &db) {
+            Ok(f) => SnapshotStatus {
+                checked: true,
+                not_reloading: f,
+                error: None,
+            },
+            Err(e) => SnapshotStatus {
+                checked: false,
+                not_reloading: Vec::new(),
+                error: Some(e.message),
+            },
+        }
+    };
     let branch = project.current_branch();
     let status = Status {
         package: project.config.project.package.clone(),
@@ -140,6 +172,7 @@ pub fn run(args: Args) -> Result<()> {
             version: db_version,
             error: db_error,
         },
+        snapshots,
     };
     if args.json {
         let text = serde_json::to_string_pretty(&status)
@@ -247,6 +280,15 @@ pub fn render(s: &Status) -> String {
                 r.rc_tags.join(", ")
             ));
         }
+    }
+    for f in &s.snapshots.not_reloading {
+        out.push_str(&format!(
+            "snapshot:    {} does not reload: {}\n             (an older git-hop tagged it unproved: rebuilds from it fail until the file is corrected by hand on ho-prod)\n",
+            f.version, f.error
+        ));
+    }
+    if let Some(e) = &s.snapshots.error {
+        out.push_str(&format!("snapshot:    not checked ({e})\n"));
     }
     if let Some(e) = &s.releases_error {
         out.push_str(&format!("  (cannot read the releases: {e})\n"));

@@ -208,6 +208,13 @@ impl Run {
     }
 }
 
+/// Writes `text` to `rel` in the clone `dir`, creating folders.
+pub fn write(env: &TestEnv, dir: &str, rel: &str, text: &str) {
+    let p = env.path(dir).join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
 /// Files under `dir` (relative paths, sorted), `.git` excluded.
 pub fn tree(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -240,8 +247,14 @@ pub struct Project {
 
 impl Project {
     pub fn new() -> Project {
+        Project::on(&pg::server().server_url())
+    }
+
+    /// A project whose every command reaches the test server through
+    /// `server_url` (a URL without a database name).
+    pub fn on(server_url: &str) -> Project {
         let mut env = TestEnv::new();
-        env.set("HOP_DATABASE_URL", &pg::server().server_url());
+        env.set("HOP_DATABASE_URL", server_url);
         let name = pg::unique_db_name("p");
         let origin = env.bare_origin("origin");
         env.release(".", &["init", &name, "--origin", origin.to_str().unwrap()])

@@ -205,10 +205,26 @@ impl TestServer {
         )
     }
 
+    /// `postgresql://pwuser:secret-pw@/<db>?host=<socket_dir>`: the role
+    /// without superuser (LOGIN CREATEDB only); `db` may be empty.
+    pub fn pw_url(&self, db: &str) -> String {
+        format!(
+            "postgresql://{PW_USER}:{PW_PASSWORD}@/{}?host={}",
+            percent_encode(db),
+            percent_encode(&self.socket_dir.to_string_lossy())
+        )
+    }
+
     /// The normalized schema dump of `db` (as git-hop writes snapshots).
     pub fn dump_schema(&self, db: &str) -> String {
         let params = hop::db::conn::ConnParams::parse(&self.url(db)).unwrap();
         hop::snapshot::dump_schema(&params).unwrap()
+    }
+
+    /// The normalized data dump of `db` (as git-hop writes snapshots).
+    pub fn dump_data(&self, db: &str) -> String {
+        let params = hop::db::conn::ConnParams::parse(&self.url(db)).unwrap();
+        hop::snapshot::dump_data(&params).unwrap()
     }
 
     pub fn cluster(&self) -> &Cluster {

@@ -1,31 +1,36 @@
-//! Model snapshots (SPEC 5.4): `.hop/model/schema-V.sql`, `data-V.sql`,
-//! `metadata-V.sql` and the `schema.sql` symlink; normalized dumps and
-//! loading a snapshot into a fresh database.
-
-use std::path::{Path, PathBuf};
+//! Dumping a database into the three texts of a model snapshot, normalized
+//! so that the same database gives the same bytes (docs/snapshots.md).
 
 use crate::db::conn::ConnParams;
-use crate::db::psql;
-use crate::error::{Error, Result};
-use crate::release_file::write_atomic;
-use crate::version::Version;
+use crate::db::database::Database;
+use crate::db::{meta, psql};
+use crate::error::Result;
 
-pub const MODEL_DIR: &str = ".hop/model";
+/// The data file of version 0.0.0: no patch has created rows yet (the rows
+/// of an adopted database are not the model's).
+pub const NO_DATA: &str = "-- git-hop: rows created by the patches of 0.0.0 (none)\n";
 
-/// The three files of version `v`.
-pub struct Files {
-    pub schema: PathBuf,
-    pub data: PathBuf,
-    pub metadata: PathBuf,
+/// The three texts of a snapshot, as dumped from a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Texts {
+    pub schema: String,
+    pub data: String,
+    pub metadata: String,
 }
 
-pub fn files(root: &Path, v: &Version) -> Files {
-    let dir = root.join(MODEL_DIR);
-    Files {
-        schema: dir.join(format!("schema-{v}.sql")),
-        data: dir.join(format!("data-{v}.sql")),
-        metadata: dir.join(format!("metadata-{v}.sql")),
-    }
+/// Dumps `db` (schema, data, half_orm_meta rows).
+pub fn dump(db: &Database) -> Result<Texts> {
+    let schema = dump_schema(&db.params)?;
+    let data = dump_data(&db.params)?;
+    let metadata = {
+        let mut client = db.connect()?;
+        meta::dump_rows(&mut client)?
+    };
+    Ok(Texts {
+        schema,
+        data,
+        metadata,
+    })
 }
 
 /// Removes what differs between PostgreSQL versions or runs of pg_dump, so
@@ -56,12 +61,20 @@ pub fn normalize(dump: &str) -> String {
     out
 }
 
-/// The normalized schema of a database.
+/// The normalized schema of a database: pg_dump's pre-data and post-data
+/// sections, which are `--schema-only` plus the population of the
+/// materialized views that are populated (`REFRESH MATERIALIZED VIEW`, the
+/// last entries), so that a database built from it holds what this one holds.
 pub fn dump_schema(params: &ConnParams) -> Result<String> {
     let pg_dump = psql::Client::pg_dump(params)?;
     let out = pg_dump
         .run(
-            &["--schema-only", "--no-owner", "--no-privileges"],
+            &[
+                "--section=pre-data",
+                "--section=post-data",
+                "--no-owner",
+                "--no-privileges",
+            ],
             None,
             None,
         )
@@ -157,97 +170,6 @@ pub fn normalize_data(dump: &str, keep: &[&str]) -> String {
     out
 }
 
-/// Writes the snapshot files of `v` (atomically each) and points
-/// `schema.sql` at the schema.
-pub fn write(root: &Path, v: &Version, schema: &str, data: &str, metadata: &str) -> Result<Files> {
-    let f = files(root, v);
-    let dir = root.join(MODEL_DIR);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-    write_atomic(&f.schema, schema.as_bytes())?;
-    write_atomic(&f.data, data.as_bytes())?;
-    write_atomic(&f.metadata, metadata.as_bytes())?;
-    point_current(root, v)?;
-    Ok(f)
-}
-
-/// Moves the `schema.sql` symlink to `schema-V.sql` (atomically).
-pub fn point_current(root: &Path, v: &Version) -> Result<()> {
-    let dir = root.join(MODEL_DIR);
-    let link = dir.join("schema.sql");
-    let tmp = dir.join(".schema.sql.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(format!("schema-{v}.sql"), &tmp)
-        .map_err(|e| Error::io("cannot create the symlink", &tmp, e))?;
-    std::fs::rename(&tmp, &link).map_err(|e| Error::io("cannot move the symlink", &link, e))
-}
-
-/// The version `schema.sql` points at.
-pub fn current_version(root: &Path) -> Result<Version> {
-    let link = root.join(MODEL_DIR).join("schema.sql");
-    let target = std::fs::read_link(&link).map_err(|e| {
-        Error::io("cannot read the symlink", &link, e)
-            .hint("the project's model snapshot is missing: check out ho-prod")
-    })?;
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let v = name
-        .strip_prefix("schema-")
-        .and_then(|s| s.strip_suffix(".sql"))
-        .ok_or_else(|| {
-            Error::new(format!(
-                "{} points at {name}, not at a schema-V.sql file",
-                link.display()
-            ))
-        })?;
-    v.parse::<Version>()
-}
-
-/// Loads version `v`'s snapshot into the (empty) database of `params`:
-/// schema, then data, then metadata, in one transaction.
-pub fn load(params: &ConnParams, root: &Path, v: &Version) -> Result<()> {
-    let f = files(root, v);
-    let mut script = String::from("\\set ON_ERROR_STOP 1\n");
-    for path in [&f.schema, &f.data, &f.metadata] {
-        if !path.is_file() {
-            return Err(
-                Error::new(format!("model snapshot file {} is missing", path.display())).hint(
-                    "the snapshot of a production version must be committed under .hop/model/",
-                ),
-            );
-        }
-        script.push_str(&format!(
-            "\\i {}\n",
-            psql_quote(&path.display().to_string())
-        ));
-        // pg_dump's schema sets search_path to ''; later files must not depend on it.
-        script.push_str("SELECT pg_catalog.set_config('search_path', '\"$user\", public', false) \\g /dev/null\n");
-    }
-    let client = psql::Client::psql(params)?;
-    client
-        .run(
-            &[
-                "-X",
-                "-q",
-                "--single-transaction",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-f",
-                "-",
-            ],
-            Some(&script),
-            Some(root),
-        )
-        .map(|_| ())
-        .map_err(|e| e.context(format!("cannot load the model snapshot {v}")))
-}
-
-/// psql's quoting for a `\i` argument.
-fn psql_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,20 +181,6 @@ mod tests {
     }
 
     #[test]
-    fn symlink_round_trip() {
-        let tmp = tempfile::tempdir().unwrap();
-        let v: Version = "0.1.0".parse().unwrap();
-        let f = write(tmp.path(), &v, "s", "d", "m").unwrap();
-        assert_eq!(std::fs::read_to_string(&f.schema).unwrap(), "s");
-        assert_eq!(current_version(tmp.path()).unwrap(), v);
-        let v2: Version = "0.1.0-hotfix1".parse().unwrap();
-        write(tmp.path(), &v2, "s2", "d2", "m2").unwrap();
-        assert_eq!(current_version(tmp.path()).unwrap(), v2);
-        let link = tmp.path().join(MODEL_DIR).join("schema.sql");
-        assert_eq!(std::fs::read_to_string(link).unwrap(), "s2");
-    }
-
-    #[test]
     fn data_rows_are_kept_verbatim_and_sorted_except_kept_tables() {
         let dump = "-- Dumped by pg_dump version 17.1\nSET x = 0;\n\n\nCOPY public.t (v) FROM stdin;\nb  \n\n\na\n\\.\n\nCOPY public.tree (id, parent) FROM stdin;\n2\t\\N\n1\t2\n\\.\nSELECT pg_catalog.setval('public.t_id_seq', 2, true);   \n\n\n";
         let sorted = normalize_data(dump, &["public.tree"]);
@@ -281,10 +189,5 @@ mod tests {
             "SET x = 0;\n\nCOPY public.t (v) FROM stdin;\n\n\na\nb  \n\\.\n\nCOPY public.tree (id, parent) FROM stdin;\n2\t\\N\n1\t2\n\\.\nSELECT pg_catalog.setval('public.t_id_seq', 2, true);\n\n"
         );
         assert_eq!(normalize_data(&sorted, &["public.tree"]), sorted);
-    }
-
-    #[test]
-    fn psql_quoting() {
-        assert_eq!(psql_quote("/a b/it's.sql"), "'/a b/it\\'s.sql'");
     }
 }
