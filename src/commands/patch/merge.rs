@@ -15,8 +15,10 @@ use crate::validation;
 /// worktree and database (your work tree and working database are not
 /// touched), merge the release and the patch, rebuild from the production
 /// snapshot with the staged patches and this one in TOML order, compare the
-/// regenerated code with the committed code, run the tests. Only if all
-/// passes: merge into ho-release/X.Y.Z, mark the patch staged, delete
+/// regenerated code with the committed code, run the tests; when the patch
+/// mentions triggers, materialized views or generated columns, also prove
+/// that the release's model snapshot would reload. Only if all passes:
+/// merge into ho-release/X.Y.Z, mark the patch staged, delete
 /// ho-patch/<id>, push
 #[derive(clap::Args, Debug)]
 pub struct Args {

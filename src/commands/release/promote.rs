@@ -43,8 +43,10 @@ pub struct RcArgs {
 ///
 /// Put the smallest release in preparation into production: re-validated,
 /// merged into ho-prod with its model snapshot (dumped from the validation
-/// database), schema.sql moved, X.Y.Z.txt written, the TOML deleted, tagged
-/// vX.Y.Z, ho-release/X.Y.Z deleted locally and on origin
+/// database and proved: loaded into a fresh database, dumped again and
+/// compared; a snapshot that does not reload is refused, naming the first
+/// difference), schema.sql moved, X.Y.Z.txt written, the TOML deleted,
+/// tagged vX.Y.Z, ho-release/X.Y.Z deleted locally and on origin
 #[derive(clap::Args, Debug)]
 pub struct ProdArgs {
     #[command(flatten)]
@@ -54,7 +56,8 @@ pub struct ProdArgs {
 /// Validate the open hotfix and put it into production
 ///
 /// Put the open hotfix release into production as the next X.Y.Z-hotfixN:
-/// validated, merged into ho-prod with its model snapshot, tagged
+/// validated, merged into ho-prod with its model snapshot (proved to
+/// reload, as for prod), tagged
 /// vX.Y.Z-hotfixN, its branch deleted; lists the releases that must sync
 #[derive(clap::Args, Debug)]
 pub struct HotfixArgs {

@@ -17,8 +17,10 @@ use crate::version;
 ///
 /// Show the production version, the database's version, which database and
 /// server are in use, the releases in preparation with their patches, RC
-/// tags and what can be promoted next, and the current branch's role
-/// (reads origin's branches as last fetched)
+/// tags and what can be promoted next, the current branch's role (reads
+/// origin's branches as last fetched), and the tagged model snapshots that
+/// do not reload (each is loaded once per clone and server version; not on
+/// a production clone)
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Print JSON instead of text
