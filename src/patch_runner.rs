@@ -34,191 +34,20 @@
 
 use std::collections::VecDeque;
 use std::fs;
-use std::io::{BufRead, BufReader, Read as _, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-use sha2::{Digest, Sha256};
 
 use crate::db::conn::ConnParams;
 use crate::db::database::quote_literal;
 use crate::db::pgbin;
 use crate::db::psql::with_connection_env;
 use crate::error::{Error, Result};
+use crate::patch_dir::{self, Step, StepKind};
 use crate::patch_id::PatchId;
 use crate::version::Version;
 
-/// The first line that makes a SQL file run outside a transaction.
-pub const NO_TRANSACTION_MARK: &str = "-- hop: no-transaction";
-
-/// The file of a patch folder that is not a step.
-pub const README: &str = "README.md";
-
 const HINT_APPLY: &str = "fix the file and run git hop-patch apply again";
-
-/// What kind of step a file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepKind {
-    /// `no_transaction`: the first line is exactly `-- hop: no-transaction`
-    /// (trailing white space, CR and a leading UTF-8 BOM ignored).
-    Sql {
-        no_transaction: bool,
-    },
-    Python,
-}
-
-/// One file of a patch folder, in run order: `*.sql` in lexicographic order
-/// (of the bytes of the names), then `*.py` in the same order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    /// Absolute.
-    pub path: PathBuf,
-    /// The file name.
-    pub name: String,
-    pub kind: StepKind,
-}
-
-impl Step {
-    /// Runs outside the patch's transaction (Python, or a no-transaction SQL file).
-    pub fn outside_transaction(&self) -> bool {
-        !matches!(
-            self.kind,
-            StepKind::Sql {
-                no_transaction: false
-            }
-        )
-    }
-}
-
-/// Lists a patch folder's steps in run order. `README.md` is skipped; any
-/// other file or folder (hidden ones too) is refused with an error naming it.
-pub fn steps(patch_dir: &Path) -> Result<Vec<Step>> {
-    let dir = std::path::absolute(patch_dir)
-        .map_err(|e| Error::io("cannot read the patch folder", patch_dir, e))?;
-    let entries =
-        fs::read_dir(&dir).map_err(|e| Error::io("cannot read the patch folder", &dir, e))?;
-    let mut sql = Vec::new();
-    let mut py = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("cannot read the patch folder", &dir, e))?;
-        let path = entry.path();
-        let name = match entry.file_name().to_str() {
-            Some(n) => n.to_string(),
-            None => {
-                return Err(Error::new(format!(
-                    "unexpected file {} in patch folder {}: its name is not valid UTF-8",
-                    path.display(),
-                    dir.display()
-                ))
-                .hint("rename or remove it"));
-            }
-        };
-        if name == README {
-            continue;
-        }
-        // Follows symbolic links: a link to a file counts as that file.
-        let meta = fs::metadata(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-        if meta.is_dir() {
-            return Err(Error::new(format!(
-                "unexpected folder {name} in patch folder {}: a patch holds only *.sql, *.py and README.md",
-                dir.display()
-            ))
-            .hint(format!("move {} out of the patch folder", path.display())));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(Error::new(format!(
-                "unexpected file {:?} in patch folder {}: its name holds control characters",
-                name,
-                dir.display()
-            ))
-            .hint("rename it"));
-        }
-        if name.ends_with(".sql") && name.len() > 4 {
-            let no_transaction = first_line_is_no_transaction(&path)?;
-            sql.push(Step {
-                path,
-                name,
-                kind: StepKind::Sql { no_transaction },
-            });
-        } else if name.ends_with(".py") && name.len() > 3 {
-            py.push(Step {
-                path,
-                name,
-                kind: StepKind::Python,
-            });
-        } else {
-            return Err(Error::new(format!(
-                "unexpected file {name} in patch folder {}: a patch holds only *.sql, *.py and README.md",
-                dir.display()
-            ))
-            .hint(format!(
-                "remove {} or rename it to *.sql or *.py",
-                path.display()
-            )));
-        }
-    }
-    sql.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-    py.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-    sql.extend(py);
-    Ok(sql)
-}
-
-fn first_line_is_no_transaction(path: &Path) -> Result<bool> {
-    let file = fs::File::open(path).map_err(|e| Error::io("cannot read", path, e))?;
-    let mut first = Vec::new();
-    // The mark is short: no need to read a long first line to its end.
-    BufReader::new(file)
-        .take(4096)
-        .read_until(b'\n', &mut first)
-        .map_err(|e| Error::io("cannot read", path, e))?;
-    let line = first.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&first);
-    let line = String::from_utf8_lossy(line);
-    Ok(line.trim_end() == NO_TRANSACTION_MARK)
-}
-
-/// SHA-256 (lower-case hex) of a patch: over its steps in run order, for each
-/// the file name, a NUL byte, the length of the normalized content in
-/// decimal, a NUL byte and the normalized content (a leading UTF-8 BOM
-/// dropped, CRLF folded to LF). `README.md` is not included: it describes the
-/// patch and changes nothing in the database, so editing it is not drift.
-/// Fails like [`steps`] on an unexpected file.
-pub fn patch_sha256(patch_dir: &Path) -> Result<String> {
-    sha256_of(&steps(patch_dir)?)
-}
-
-fn sha256_of(steps: &[Step]) -> Result<String> {
-    let mut hasher = Sha256::new();
-    for step in steps {
-        let raw = fs::read(&step.path).map_err(|e| Error::io("cannot read", &step.path, e))?;
-        let content = normalize(&raw);
-        hasher.update(step.name.as_bytes());
-        hasher.update([0]);
-        hasher.update(content.len().to_string().as_bytes());
-        hasher.update([0]);
-        hasher.update(&content);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
-/// Drops a leading UTF-8 BOM and folds CRLF to LF.
-fn normalize(raw: &[u8]) -> Vec<u8> {
-    let body = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
-    let mut out = Vec::with_capacity(body.len());
-    let mut i = 0;
-    while i < body.len() {
-        if body[i] == b'\r' && body.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
-        }
-        out.push(body[i]);
-        i += 1;
-    }
-    out
-}
 
 /// A patch to run and its folder.
 #[derive(Debug, Clone)]
@@ -273,12 +102,11 @@ pub fn run_patches(
         .map_err(|e| Error::io("cannot resolve the work tree", opts.root, e))?;
     let mut planned = Vec::with_capacity(patches.len());
     for p in patches {
-        let steps = steps(&p.dir)?;
-        let sha256 = sha256_of(&steps)?;
+        let checked = patch_dir::check(&p.dir, &root)?;
         planned.push(Planned {
             id: p.id.to_string(),
-            steps,
-            sha256,
+            steps: checked.steps,
+            sha256: checked.sha256,
         });
     }
     let tag = format!(
@@ -903,6 +731,7 @@ mod tests {
     use super::*;
     use crate::db::cluster::{Cluster, ClusterOptions};
     use crate::db::{conn, meta};
+    use crate::patch_dir::{patch_sha256, steps};
     use std::sync::{Arc, Mutex, Weak};
 
     // ---- a real PostgreSQL, shared by the tests that run at the same time
@@ -1133,7 +962,10 @@ mod tests {
         t.write("1-x", "01_a.sql", "SELECT 1;");
         fs::create_dir_all(t.patch_dir("1-x").join("data")).unwrap();
         let e = steps(&t.patch_dir("1-x")).unwrap_err();
-        assert!(e.message.contains("unexpected folder data"), "{e:?}");
+        assert!(
+            e.message.contains("unexpected data") && e.message.contains("a folder"),
+            "{e:?}"
+        );
 
         let t = Tree::new();
         t.write("1-x", ".gitkeep", "");

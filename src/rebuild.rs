@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::db::database::Database;
 use crate::error::{Error, Result};
+use crate::patch_dir;
 use crate::patch_id::PatchId;
 use crate::patch_runner::{self, PatchToRun, RunOptions, RunReport};
 use crate::release_file::PatchesFile;
@@ -29,7 +30,9 @@ pub fn patch_order(file: &PatchesFile, current: Option<&PatchId>) -> Result<Vec<
 }
 
 /// Drops and recreates `db`, loads the production snapshot found in `root`,
-/// and runs `patches` (folders under `root/Patches`).
+/// and runs `patches` (folders under `root/Patches`). Every patch folder is
+/// checked first (docs/patches.md): a refused file leaves the database as
+/// it was.
 pub fn rebuild(
     db: &Database,
     root: &Path,
@@ -39,6 +42,22 @@ pub fn rebuild(
     out: &mut dyn Write,
 ) -> Result<RunReport> {
     let production = snapshot::current_version(root)?;
+    let mut to_run = Vec::new();
+    for id in patches {
+        let dir = root.join("Patches").join(id.as_str());
+        if !dir.is_dir() {
+            return Err(
+                Error::new(format!("patch folder Patches/{id} is missing")).hint(format!(
+                    "the release lists {id}: is its merge committed? (git log -- Patches/{id})"
+                )),
+            );
+        }
+        patch_dir::check(&dir, root)?;
+        to_run.push(PatchToRun {
+            id: id.clone(),
+            dir,
+        });
+    }
     db.ensure_server()?;
     if db.exists()? {
         db.drop_database()?;
@@ -52,21 +71,6 @@ pub fn rebuild(
         db.name(),
         started.elapsed().as_millis()
     );
-    let mut to_run = Vec::new();
-    for id in patches {
-        let dir = root.join("Patches").join(id.as_str());
-        if !dir.is_dir() {
-            return Err(
-                Error::new(format!("patch folder Patches/{id} is missing")).hint(format!(
-                    "the release lists {id}: is its merge committed? (git log -- Patches/{id})"
-                )),
-            );
-        }
-        to_run.push(PatchToRun {
-            id: id.clone(),
-            dir,
-        });
-    }
     patch_runner::run_patches(
         &db.params,
         release,

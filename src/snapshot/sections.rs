@@ -10,6 +10,8 @@
 //! lexer of PostgreSQL's quoting, so that a function body or a rule that
 //! contains such a line is never taken for a header.
 
+use crate::sql_lexer::Lexer;
+
 /// The archive entry types of pg_dump's post-data section (PostgreSQL 13–18).
 const POST_DATA_KINDS: &[&str] = &[
     "CONSTRAINT",
@@ -118,7 +120,7 @@ impl<'a> Dump<'a> {
                 }
             }
             let top = lexer.at_top_level();
-            lexer.feed(line.as_bytes());
+            lexer.feed(line.as_bytes(), |_| true);
             in_copy = top
                 && line.starts_with("COPY ")
                 && line
@@ -191,117 +193,6 @@ fn parse_header(line: &str) -> Option<Entry> {
     })
 }
 
-/// Where PostgreSQL's lexer is between two lines: inside a quoted string,
-/// a quoted identifier, a dollar-quoted body or a block comment, or not.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-enum State {
-    #[default]
-    Top,
-    /// `'…'`; `true` for an `E'…'` string, where a backslash escapes.
-    Quote(bool),
-    Ident,
-    Dollar(Vec<u8>),
-    Comment(u32),
-}
-
-#[derive(Debug, Default)]
-struct Lexer {
-    state: State,
-}
-
-fn is_ident_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
-}
-
-impl Lexer {
-    fn at_top_level(&self) -> bool {
-        self.state == State::Top
-    }
-
-    /// Advances over one line (with its newline).
-    fn feed(&mut self, s: &[u8]) {
-        let mut i = 0;
-        while i < s.len() {
-            let b = s[i];
-            match &mut self.state {
-                State::Top => match b {
-                    b'-' if s.get(i + 1) == Some(&b'-') => return, // comment to end of line
-                    b'/' if s.get(i + 1) == Some(&b'*') => {
-                        self.state = State::Comment(1);
-                        i += 1;
-                    }
-                    b'\'' => {
-                        let e = i > 0
-                            && matches!(s[i - 1], b'E' | b'e')
-                            && (i < 2 || !is_ident_byte(s[i - 2]));
-                        self.state = State::Quote(e);
-                    }
-                    b'"' => self.state = State::Ident,
-                    b'$' if i == 0 || !is_ident_byte(s[i - 1]) => {
-                        if let Some(len) = dollar_tag(&s[i..]) {
-                            self.state = State::Dollar(s[i..i + len].to_vec());
-                            i += len - 1;
-                        }
-                    }
-                    _ => {}
-                },
-                State::Quote(escapes) => match b {
-                    b'\\' if *escapes => i += 1,
-                    b'\'' if s.get(i + 1) == Some(&b'\'') => i += 1,
-                    b'\'' => self.state = State::Top,
-                    _ => {}
-                },
-                State::Ident => match b {
-                    b'"' if s.get(i + 1) == Some(&b'"') => i += 1,
-                    b'"' => self.state = State::Top,
-                    _ => {}
-                },
-                State::Dollar(tag) => {
-                    if s[i..].starts_with(tag) {
-                        i += tag.len() - 1;
-                        self.state = State::Top;
-                    }
-                }
-                State::Comment(depth) => {
-                    if b == b'/' && s.get(i + 1) == Some(&b'*') {
-                        *depth += 1;
-                        i += 1;
-                    } else if b == b'*' && s.get(i + 1) == Some(&b'/') {
-                        *depth -= 1;
-                        i += 1;
-                        if *depth == 0 {
-                            self.state = State::Top;
-                        }
-                    }
-                }
-            }
-            i += 1;
-        }
-    }
-}
-
-/// The length of the dollar-quote delimiter at the start of `s` (`$$`,
-/// `$body$`), if there is one.
-fn dollar_tag(s: &[u8]) -> Option<usize> {
-    let mut j = 1;
-    while j < s.len() {
-        let b = s[j];
-        if b == b'$' {
-            return Some(j + 1);
-        }
-        let ok = if j == 1 {
-            b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
-        } else {
-            b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
-        };
-        if !ok {
-            return None;
-        }
-        j += 1;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,20 +235,5 @@ mod tests {
         let names: Vec<&str> = d.entries.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(d.entry_at(7).unwrap().describe(), "table data public.a");
-    }
-
-    #[test]
-    fn lexer_quoting() {
-        let mut l = Lexer::default();
-        l.feed(b"SELECT 'it''s -- no', \"a\"\"b\", E'x\\'y' /* a /* b */ c */;\n");
-        assert!(l.at_top_level());
-        l.feed(b"SELECT $tag$ $x$ \n");
-        assert_eq!(l.state, State::Dollar(b"$tag$".to_vec()));
-        l.feed(b"$x$ $tag$, a$b, $1;\n");
-        assert!(l.at_top_level());
-        l.feed(b"/* open\n");
-        assert_eq!(l.state, State::Comment(1));
-        l.feed(b"*/ 'open\n");
-        assert_eq!(l.state, State::Quote(false));
     }
 }

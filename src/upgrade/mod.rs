@@ -21,8 +21,8 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::origin::REMOTE;
+use crate::patch_dir;
 use crate::patch_id::PatchId;
-use crate::patch_runner;
 use crate::project::{PROD_BRANCH, Project};
 use crate::release_file;
 use crate::version::{Pre, Version};
@@ -179,14 +179,14 @@ pub fn extract(project: &Project, pending: &[Pending], dest: &Path) -> Result<Ve
                 ))
                 .hint("the release is broken: fix it with a hotfix release"));
             }
-            let steps = patch_runner::steps(&dir)
+            // The checks of apply and merge (docs/patches.md).
+            let checked = patch_dir::check(&dir, &base)
                 .map_err(|e| e.context(format!("patch {id} of {}", p.tag)))?;
-            let sha256 = patch_runner::patch_sha256(&dir)?;
             patches.push(PatchRun {
                 id: id.to_string(),
                 dir,
-                sha256,
-                steps,
+                sha256: checked.sha256,
+                steps: checked.steps,
             });
         }
         out.push(ReleaseRun {

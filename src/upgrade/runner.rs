@@ -48,7 +48,8 @@ use crate::db::pgbin;
 use crate::db::psql::quote_path;
 use crate::db::psql::with_connection_env;
 use crate::error::{Error, Result};
-use crate::patch_runner::{Step, StepKind, describe_status, find_error, ms};
+use crate::patch_dir::{Step, StepKind};
+use crate::patch_runner::{describe_status, find_error, ms};
 use crate::version::Version;
 
 /// The table of an upgrade in progress (exists only while a release is

@@ -9,6 +9,7 @@ mod test_hooks;
 mod test_init_clone;
 mod test_man;
 mod test_patch_flow;
+mod test_patch_rules;
 mod test_production;
 mod test_release;
 mod test_snapshots;

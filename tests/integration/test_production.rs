@@ -618,14 +618,15 @@ fn a_patch_that_ends_the_transaction_itself_cannot_commit_half_an_upgrade() {
     env.git(dir, &["push", "-q", "--no-verify", "origin", "ho-prod"])
         .ok();
     env.release(dir, &["new", "minor"]).ok();
-    // Accepted by a rebuild (each patch is its own transaction there).
+    // Transaction control that no scan can see (built at run time) and
+    // that only production runs: the upgrade's guard must catch it.
     patch(
         env,
         dir,
         "1-commits",
         &[(
             "01.sql",
-            "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\nCREATE TABLE b (id int);\n",
+            "CREATE TABLE a (id int);\nSELECT CASE WHEN current_database() LIKE 'guard%' THEN 'COMMIT' ELSE 'SELECT 1' END \\gexec\nCREATE TABLE b (id int);\n",
         )],
     );
     env.release(dir, &["promote", "prod"]).ok();
@@ -636,7 +637,7 @@ fn a_patch_that_ends_the_transaction_itself_cannot_commit_half_an_upgrade() {
         "2-rollback",
         &[(
             "01.sql",
-            "CREATE TABLE c (id int);\nROLLBACK;\nCREATE TABLE d (id int);\n",
+            "CREATE TABLE c (id int);\nSELECT CASE WHEN current_database() LIKE 'guard%' THEN 'ROLLBACK' ELSE 'SELECT 1' END \\gexec\nCREATE TABLE d (id int);\n",
         )],
     );
     env.release(dir, &["promote", "prod"]).ok();
@@ -668,7 +669,7 @@ fn a_patch_that_ends_the_transaction_itself_cannot_commit_half_an_upgrade() {
     let dump = pg::server().dump_schema(&db);
     env.release("prod", &["upgrade", "--to-release", "0.1.0"])
         .fails(1)
-        .stderr_has("release 0.1.0, patch 1-commits failed: Patches/1-commits/01.sql:3: ERROR: a patch file tried to end the upgrade's transaction")
+        .stderr_has("release 0.1.0, patch 1-commits failed: Patches/1-commits/01.sql:2: ERROR: a patch file tried to end the upgrade's transaction")
         .stderr_has("exactly at 0.0.0");
     assert_eq!(pg::server().dump_schema(&db), dump);
     assert_eq!(releases(&db), "0.0.0");

@@ -114,7 +114,7 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn database_state(project: &Project, args: &Args, id: &str, release: &str) -> String {
-    let files = match crate::patch_runner::patch_sha256(&project.root.join("Patches").join(id)) {
+    let files = match crate::patch_dir::patch_sha256(&project.root.join("Patches").join(id)) {
         Ok(s) => s,
         Err(e) => return format!("unknown ({})", e.message),
     };

@@ -160,7 +160,7 @@ pub fn run(args: Args) -> Result<()> {
         r.patches.iter().any(|p| {
             p.steps
                 .iter()
-                .any(|s| s.kind == crate::patch_runner::StepKind::Python)
+                .any(|s| s.kind == crate::patch_dir::StepKind::Python)
         })
     });
     let python_env = if has_python {
