@@ -7,6 +7,7 @@ pub mod cli;
 pub mod codegen;
 pub mod commands;
 pub mod db;
+pub mod driver;
 pub mod error;
 pub mod generate;
 pub mod git;

@@ -42,6 +42,7 @@ use crate::db::conn::ConnParams;
 use crate::db::database::quote_literal;
 use crate::db::pgbin;
 use crate::db::psql::with_connection_env;
+use crate::driver::{self, describe_status, driver_psql, find_error, ms};
 use crate::error::{Error, Result};
 use crate::patch_dir::{self, Step, StepKind};
 use crate::patch_id::PatchId;
@@ -193,6 +194,8 @@ enum Marker {
     Release,
     Begin(usize),
     Step(usize, usize),
+    /// After a step: the checks that it left the session and transaction.
+    Check(usize, usize),
     Meta(usize),
     End(usize),
     Done,
@@ -221,6 +224,7 @@ impl Script {
             Marker::Release => "release".to_string(),
             Marker::Begin(p) => format!("begin {p}"),
             Marker::Step(p, s) => format!("step {p} {s}"),
+            Marker::Check(p, s) => format!("check {p} {s}"),
             Marker::Meta(p) => format!("meta {p}"),
             Marker::End(p) => format!("end {p}"),
             Marker::Done => "done".to_string(),
@@ -256,6 +260,10 @@ fn parse_marker(rest: &str) -> Option<Marker> {
             let p = num()?;
             Marker::Step(p, num()?)
         }
+        "check" => {
+            let p = num()?;
+            Marker::Check(p, num()?)
+        }
         "meta" => Marker::Meta(num()?),
         "end" => Marker::End(num()?),
         "done" => Marker::Done,
@@ -263,11 +271,41 @@ fn parse_marker(rest: &str) -> Option<Marker> {
     })
 }
 
+/// A driver script's first lines: the session's backend remembered and
+/// the driver's settings.
+fn new_script(tag: &str) -> Script {
+    let mut script = Script::new(tag);
+    script.push(driver::remember_backend(), Role::Setting);
+    for l in driver::Settings::default().lines() {
+        script.push(l, Role::Setting);
+    }
+    script
+}
+
+impl Script {
+    fn begin(&mut self, p: usize) {
+        for l in driver::guarded_begin() {
+            self.push(l, Role::Begin(p));
+        }
+    }
+
+    fn commit(&mut self, p: usize) {
+        for l in driver::guarded_commit() {
+            self.push(l, Role::Commit(p));
+        }
+    }
+}
+
+/// The rebuild's transaction plan (docs/engine.md): the release row, then
+/// each patch in one guarded transaction with its `hop_patch` row, the
+/// session reset at its start; a no-transaction file commits what precedes
+/// it and runs on its own; Python steps end the psql process.
 fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Vec<Segment>> {
     let mut segments = Vec::new();
-    let mut script = Script::new(tag);
+    let mut script = new_script(tag);
     let (pre, num) = release.pre_release_columns();
     script.marker(Marker::Release);
+    script.push("BEGIN READ WRITE;".into(), Role::Release);
     script.push(
         format!(
             "INSERT INTO half_orm_meta.hop_release (version, major, minor, patch, pre_release, pre_release_num) \
@@ -281,9 +319,15 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
         ),
         Role::Release,
     );
+    script.push("COMMIT;".into(), Role::Release);
+    let settings = driver::Settings::default();
     for (p, patch) in planned.iter().enumerate() {
         script.marker(Marker::Begin(p));
-        let mut in_tx = false;
+        script.begin(p);
+        for l in driver::session_reset(&settings, true) {
+            script.push(l, Role::Begin(p));
+        }
+        let mut in_tx = true;
         let mut python = Vec::new();
         for (s, step) in patch.steps.iter().enumerate() {
             match step.kind {
@@ -293,10 +337,14 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
                 }
                 StepKind::Sql { no_transaction } => {
                     if no_transaction && in_tx {
-                        script.push("COMMIT;".into(), Role::Commit(p));
+                        script.commit(p);
+                        script.push(
+                            "SET default_transaction_read_only = off;".into(),
+                            Role::Setting,
+                        );
                         in_tx = false;
                     } else if !no_transaction && !in_tx {
-                        script.push("BEGIN;".into(), Role::Begin(p));
+                        script.begin(p);
                         in_tx = true;
                     }
                 }
@@ -308,25 +356,38 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
             );
             // A file may have turned it off: the driver's own lines must stop.
             script.push("\\set ON_ERROR_STOP on".into(), Role::Setting);
+            script.marker(Marker::Check(p, s));
+            for l in driver::backend_check(tag) {
+                script.push(l, Role::Setting);
+            }
+            if in_tx {
+                for l in driver::transaction_check() {
+                    script.push(l, Role::Setting);
+                }
+            }
         }
         if !python.is_empty() {
             if in_tx {
-                script.push("COMMIT;".into(), Role::Commit(p));
+                script.commit(p);
                 in_tx = false;
             }
             script.marker(Marker::Done);
             segments.push(Segment::Psql(std::mem::replace(
                 &mut script,
-                Script::new(tag),
+                new_script(tag),
             )));
             for s in python {
                 segments.push(Segment::Python { patch: p, step: s });
             }
         }
         if !in_tx {
-            script.push("BEGIN;".into(), Role::Begin(p));
+            script.begin(p);
         }
         script.marker(Marker::Meta(p));
+        // git-hop's own row, whatever role or path the patch left set.
+        for l in driver::session_reset(&settings, true) {
+            script.push(l, Role::Meta(p));
+        }
         script.push(
             format!(
                 "INSERT INTO half_orm_meta.hop_patch (patch_id, release, sha256) VALUES ({}, {}, {});",
@@ -336,7 +397,7 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
             ),
             Role::Meta(p),
         );
-        script.push("COMMIT;".into(), Role::Commit(p));
+        script.commit(p);
         script.marker(Marker::End(p));
     }
     script.marker(Marker::Done);
@@ -394,7 +455,7 @@ impl Tracker<'_> {
                 self.close_step(now);
                 self.open_step = Some((p, s, now));
             }
-            Marker::Meta(_) => self.close_step(now),
+            Marker::Meta(_) | Marker::Check(..) => self.close_step(now),
             Marker::End(p) => {
                 self.close_step(now);
                 let took = self.patch_start.map(|t| now - t).unwrap_or_default();
@@ -507,103 +568,17 @@ impl Tracker<'_> {
                 }
                 err
             }
+            Some(Marker::Check(p, s)) => {
+                let file = self.shown(&self.planned[p].steps[s].path);
+                Error::new(format!(
+                    "patch {}: {file} ended git-hop's transaction or changed its session (a COMMIT, ROLLBACK or reconnection built at run time?): {detail}",
+                    self.planned[p].id
+                ))
+                .hint("a patch must not control its transaction or session: remove that from the file and run git hop-patch apply again")
+            }
             Some(Marker::Done) => Error::new(format!("psql failed after the last patch: {detail}")),
         }
     }
-}
-
-/// `12 ms`.
-pub(crate) fn ms(d: Duration) -> String {
-    format!("{} ms", d.as_millis())
-}
-
-/// The main error line of psql's stderr.
-pub(crate) struct FoundError {
-    /// `(file, line)` psql put before the message.
-    pub(crate) location: Option<(String, usize)>,
-    /// `ERROR: …` (spaces collapsed), with the DETAIL line when there is one.
-    pub(crate) text: String,
-}
-
-const SEVERITIES: &[&str] = &["ERROR:", "FATAL:", "PANIC:", "error:", "fatal:"];
-
-/// Finds the first error among psql's stderr lines: `psql:FILE:LINE: ERROR:  msg`,
-/// `psql: error: msg` or a bare `ERROR:  msg`.
-pub(crate) fn find_error<'a>(lines: impl Iterator<Item = &'a str>) -> Option<FoundError> {
-    let lines: Vec<&str> = lines.collect();
-    for (i, line) in lines.iter().enumerate() {
-        let Some((location, text)) = split_error_line(line) else {
-            continue;
-        };
-        let mut text = collapse(text);
-        if let Some(detail) = lines[i + 1..]
-            .iter()
-            .take(4)
-            .find_map(|l| l.trim_start().strip_prefix("DETAIL:"))
-        {
-            text = format!("{text} (DETAIL: {})", collapse(detail));
-        }
-        return Some(FoundError { location, text });
-    }
-    None
-}
-
-fn split_error_line(line: &str) -> Option<(Option<(String, usize)>, &str)> {
-    for sev in SEVERITIES {
-        if line.starts_with(sev) {
-            return Some((None, line));
-        }
-        let Some(idx) = line.find(&format!(": {sev}")) else {
-            continue;
-        };
-        let prefix = &line[..idx];
-        let text = &line[idx + 2..];
-        let location = prefix.strip_prefix("psql:").and_then(|loc| {
-            let (file, num) = loc.rsplit_once(':')?;
-            Some((file.to_string(), num.parse::<usize>().ok()?))
-        });
-        if location.is_some() || prefix == "psql" || prefix == "pg_dump" {
-            return Some((location, text));
-        }
-    }
-    None
-}
-
-fn collapse(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The psql process that runs a driver script: connection through the
-/// environment only, `ON_ERROR_STOP`, no password prompt; stderr (markers and
-/// messages) merged into the output read by the caller, query results
-/// dropped. Shared by rebuilds and production upgrades.
-pub(crate) fn driver_psql(
-    psql: &Path,
-    params: &ConnParams,
-    root: &Path,
-    driver: &Path,
-    appname: &str,
-) -> duct::Expression {
-    let mut env = params.child_env();
-    if !env.iter().any(|(k, _)| k == "PGAPPNAME") {
-        env.push(("PGAPPNAME".into(), appname.into()));
-    }
-    env.push(("PGTZ".into(), "UTC".into()));
-    env.push(("LC_MESSAGES".into(), "C".into()));
-    let args: Vec<std::ffi::OsString> = vec![
-        "-X".into(),
-        "-q".into(),
-        "-w".into(),
-        "-v".into(),
-        "ON_ERROR_STOP=1".into(),
-        "-f".into(),
-        driver.into(),
-    ];
-    with_connection_env(duct::cmd(psql, args), env)
-        .dir(root)
-        .stdout_null()
-        .stderr_to_stdout()
-        .unchecked()
 }
 
 fn run_psql(
@@ -655,15 +630,6 @@ fn run_psql(
         describe_status(&status)
     };
     Err(tracker.psql_failure(&status, driver, script))
-}
-
-pub(crate) fn describe_status(status: &std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exited with status {c}"),
-        (None, Some(s)) => format!("was killed by signal {s}"),
-        _ => "failed".into(),
-    }
 }
 
 fn run_python(

@@ -17,7 +17,7 @@
 //!   is opened as `BEGIN READ WRITE` with the session default
 //!   `default_transaction_read_only = on`, and holds a deferred constraint
 //!   trigger on a temporary table that raises unless the driver's own
-//!   commit sets `hop.upgrade_commit`. A `COMMIT` in a patch file therefore
+//!   commit sets `hop.commit` (see [`crate::driver`]). A `COMMIT` in a patch file therefore
 //!   fails (and rolls everything back); after a `ROLLBACK` in a patch file
 //!   every later write fails (read-only), and the driver's check after each
 //!   file stops the run. Either way nothing half-done is committed.
@@ -47,9 +47,9 @@ use crate::db::database::{quote_literal, sql_error};
 use crate::db::pgbin;
 use crate::db::psql::quote_path;
 use crate::db::psql::with_connection_env;
+use crate::driver::{self, describe_status, die_with_parent, find_error, ms};
 use crate::error::{Error, Result};
 use crate::patch_dir::{Step, StepKind};
-use crate::patch_runner::{describe_status, find_error, ms};
 use crate::version::Version;
 
 /// The table of an upgrade in progress (exists only while a release is
@@ -189,6 +189,12 @@ pub fn items(releases: &[ReleaseRun], resume: &Resume) -> Vec<Item> {
         let resumed = resume.release.as_ref() == Some(&rel.version);
         out.push(Item::ReleaseStart(r));
         for (p, patch) in rel.patches.iter().enumerate() {
+            // The session reset at a patch's start needs a writable
+            // transaction (temporary objects are dropped there).
+            if !in_tx {
+                out.push(Item::Begin);
+                in_tx = true;
+            }
             out.push(Item::PatchStart(r, p));
             for (s, step) in patch.steps.iter().enumerate() {
                 if resumed && resume.done.contains(&(patch.id.clone(), step.name.clone())) {
@@ -355,6 +361,7 @@ enum Segment {
 
 struct Builder<'a> {
     releases: &'a [ReleaseRun],
+    settings: driver::Settings,
     tag: String,
     token: String,
     text: String,
@@ -373,11 +380,10 @@ impl Builder<'_> {
 
     fn preamble(&mut self) {
         self.line("\\set ON_ERROR_STOP on");
-        self.line("SET client_min_messages = warning;");
-        self.line("SELECT current_setting('server_version_num')::int >= 140000 AS hop_pg14 \\gset");
-        self.line("\\if :hop_pg14");
-        self.line("SET client_connection_check_interval = '1s';");
-        self.line("\\endif");
+        self.line(&driver::remember_backend());
+        for l in self.settings.lines() {
+            self.line(&l);
+        }
     }
 
     fn step_row(&self, r: usize, p: usize, s: usize, state: &str) -> String {
@@ -397,6 +403,10 @@ impl Builder<'_> {
 fn build(releases: &[ReleaseRun], resume: &Resume, tag: &str, token: &str) -> Result<Vec<Segment>> {
     let mut b = Builder {
         releases,
+        settings: driver::Settings {
+            lock_timeout: None,
+            check_client: true,
+        },
         tag: tag.to_string(),
         token: token.to_string(),
         text: String::new(),
@@ -406,18 +416,16 @@ fn build(releases: &[ReleaseRun], resume: &Resume, tag: &str, token: &str) -> Re
     for item in items(releases, resume) {
         match item {
             Item::Begin => {
-                b.line("SET default_transaction_read_only = on;");
-                b.line("BEGIN READ WRITE;");
-                b.line("CREATE OR REPLACE FUNCTION pg_temp.hop_upgrade_guard() RETURNS trigger LANGUAGE plpgsql AS $hop_guard$ BEGIN IF current_setting('hop.upgrade_commit', true) IS DISTINCT FROM 'on' THEN RAISE EXCEPTION 'a patch file tried to end the upgrade''s transaction (COMMIT or SET CONSTRAINTS ALL IMMEDIATE in the file): patch files must not control transactions'; END IF; RETURN NULL; END $hop_guard$;");
-                b.line("CREATE TEMP TABLE hop_upgrade_guard (x int) ON COMMIT DROP;");
-                b.line("CREATE CONSTRAINT TRIGGER hop_upgrade_guard AFTER INSERT ON pg_temp.hop_upgrade_guard DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.hop_upgrade_guard();");
-                b.line("INSERT INTO pg_temp.hop_upgrade_guard VALUES (1);");
+                for l in driver::guarded_begin() {
+                    b.line(&l);
+                }
             }
             Item::Commit { .. } => {
                 b.marker(Marker::Gate);
                 b.line(&format!("\\prompt hop_gate_{}", b.token));
-                b.line("SET LOCAL hop.upgrade_commit = 'on';");
-                b.line("COMMIT;");
+                for l in driver::guarded_commit() {
+                    b.line(&l);
+                }
                 b.line("SET default_transaction_read_only = off;");
                 b.marker(Marker::Committed);
             }
@@ -427,7 +435,13 @@ fn build(releases: &[ReleaseRun], resume: &Resume, tag: &str, token: &str) -> Re
                     b.line(STEP_TABLE_SQL);
                 }
             }
-            Item::PatchStart(r, p) => b.marker(Marker::Patch(r, p)),
+            Item::PatchStart(r, p) => {
+                b.marker(Marker::Patch(r, p));
+                // Every patch starts from the same session (docs/engine.md).
+                for l in driver::session_reset(&b.settings, true) {
+                    b.line(&l);
+                }
+            }
             Item::Skip(..) => {}
             Item::Step(r, p, s, m) => {
                 let path = quote_path(&releases[r].patches[p].steps[s].path)?;
@@ -437,7 +451,12 @@ fn build(releases: &[ReleaseRun], resume: &Resume, tag: &str, token: &str) -> Re
                         b.line(&format!("\\i {path}"));
                         b.line("\\set ON_ERROR_STOP on");
                         b.marker(Marker::Check(r, p, s));
-                        b.line("SELECT FROM pg_temp.hop_upgrade_guard;");
+                        for l in driver::backend_check(&b.tag) {
+                            b.line(&l);
+                        }
+                        for l in driver::transaction_check() {
+                            b.line(&l);
+                        }
                         if tracked(releases, resume, r) {
                             let row = b.step_row(r, p, s, "done");
                             b.line(&row);
@@ -450,6 +469,9 @@ fn build(releases: &[ReleaseRun], resume: &Resume, tag: &str, token: &str) -> Re
                         b.line(&format!("\\i {path}"));
                         b.line("\\set ON_ERROR_STOP on");
                         b.marker(Marker::Check(r, p, s));
+                        for l in driver::backend_check(&b.tag) {
+                            b.line(&l);
+                        }
                         let row = b.step_row(r, p, s, "done");
                         b.line(&row);
                     }
@@ -464,6 +486,10 @@ fn build(releases: &[ReleaseRun], resume: &Resume, tag: &str, token: &str) -> Re
             Item::ReleaseEnd(r) => {
                 let rel = &releases[r];
                 b.marker(Marker::Record(r));
+                // git-hop's own rows, whatever role or path a patch left set.
+                for l in driver::session_reset(&b.settings, true) {
+                    b.line(&l);
+                }
                 let v = &rel.version;
                 let (pre, num) = v.pre_release_columns();
                 b.line(&format!(
@@ -737,29 +763,6 @@ impl Tracker<'_> {
     }
 }
 
-/// Makes the child die with this process (Linux), so an orphan psql can
-/// never go on with the script.
-fn die_with_parent(expr: duct::Expression) -> duct::Expression {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        expr.before_spawn(|cmd| {
-            // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
-            Ok(())
-        })
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        expr
-    }
-}
-
 fn run_psql(
     psql: &Path,
     params: &ConnParams,
@@ -770,8 +773,8 @@ fn run_psql(
     // The gate's pipe: only this process holds its write end (close-on-exec).
     let (gate_reader, mut gate_writer) =
         std::io::pipe().map_err(|e| Error::new(format!("cannot create a pipe: {e}")))?;
-    let expr = crate::patch_runner::driver_psql(psql, params, root, driver, "git-hop upgrade")
-        .stdin_file(gate_reader);
+    let expr =
+        driver::driver_psql(psql, params, root, driver, "git-hop upgrade").stdin_file(gate_reader);
     let reader = die_with_parent(expr)
         .reader()
         .map_err(|e| Error::new(format!("could not run {}: {e}", psql.display())))?;

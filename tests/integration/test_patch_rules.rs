@@ -165,3 +165,39 @@ fn a_patch_folder_holds_regular_files_only() {
     }
     env.patch(dir, &["apply"]).ok();
 }
+
+/// Transaction control built at run time (no scan sees it) is caught while
+/// running, in a rebuild as in an upgrade: nothing of the patch is kept.
+#[test]
+fn transaction_control_built_at_run_time_is_caught_by_the_guard() {
+    let p = project_with_patch();
+    let (env, dir) = (&p.env, p.name.as_str());
+    for (stmt, message) in [
+        ("COMMIT", "a patch file tried to end git-hop's transaction"),
+        (
+            "ROLLBACK",
+            "cannot execute CREATE TABLE in a read-only transaction",
+        ),
+    ] {
+        write(
+            env,
+            dir,
+            "Patches/1-x/01.sql",
+            &format!(
+                "CREATE TABLE good (id int);\nSELECT '{stmt}' \\gexec\nCREATE TABLE after (id int);\n"
+            ),
+        );
+        env.patch(dir, &["apply"])
+            .fails(1)
+            .stderr_has("patch 1-x")
+            .stderr_has(message);
+        assert_eq!(
+            pg::server().psql(
+                dir,
+                "SELECT to_regclass('good') IS NULL AND to_regclass('after') IS NULL AND NOT EXISTS (SELECT FROM half_orm_meta.hop_patch WHERE patch_id = '1-x')"
+            ),
+            "t",
+            "{stmt}"
+        );
+    }
+}

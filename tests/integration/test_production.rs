@@ -669,7 +669,7 @@ fn a_patch_that_ends_the_transaction_itself_cannot_commit_half_an_upgrade() {
     let dump = pg::server().dump_schema(&db);
     env.release("prod", &["upgrade", "--to-release", "0.1.0"])
         .fails(1)
-        .stderr_has("release 0.1.0, patch 1-commits failed: Patches/1-commits/01.sql:2: ERROR: a patch file tried to end the upgrade's transaction")
+        .stderr_has("release 0.1.0, patch 1-commits failed: Patches/1-commits/01.sql:2: ERROR: a patch file tried to end git-hop's transaction")
         .stderr_has("exactly at 0.0.0");
     assert_eq!(pg::server().dump_schema(&db), dump);
     assert_eq!(releases(&db), "0.0.0");
@@ -750,4 +750,100 @@ fn a_production_clone_of_an_older_database_is_clean_and_upgrades() {
     );
     env.release(&dir, &["upgrade"]).ok().stdout_has("to 0.3.0");
     assert_eq!(version(&prod.db), "0.3.0");
+}
+
+/// Every patch starts from the same session, in a rebuild and in an
+/// upgrade: what a patch sets (search_path, role, temporary objects) never
+/// reaches the next patch or release, and a three-release upgrade in one
+/// run gives exactly the last release's snapshot.
+#[test]
+fn session_state_never_leaks_into_the_next_patch_or_release() {
+    pg::server().psql(
+        "postgres",
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hop_norights') THEN CREATE ROLE hop_norights NOLOGIN; END IF; END $$",
+    );
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    let cfg = env.path(dir).join(".hop/config");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("command = \"pytest\"", "command = \"true\"");
+    std::fs::write(cfg, text).unwrap();
+    env.git(dir, &["commit", "-qam", "tests: true"]).ok();
+    env.git(dir, &["push", "-q", "--no-verify", "origin", "ho-prod"])
+        .ok();
+    let seen = |table: &str| {
+        format!(
+            "CREATE TABLE {table} AS SELECT current_user::text AS who, current_setting('search_path') AS path, \
+             (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relname LIKE 'scratch%') AS temps;\n"
+        )
+    };
+    env.release(dir, &["new", "minor"]).ok();
+    patch(
+        env,
+        dir,
+        "1-state",
+        &[(
+            "01.sql",
+            "CREATE SCHEMA s2;\nSET search_path = s2, public;\nCREATE TEMP TABLE scratch (x int);\nCREATE TEMP VIEW scratch_v AS SELECT 1;\nSET ROLE hop_norights;\n",
+        )],
+    );
+    patch(env, dir, "2-after", &[("01.sql", &seen("after_state"))]);
+    env.release(dir, &["promote", "prod"]).ok();
+    env.release(dir, &["new", "minor"]).ok();
+    patch(
+        env,
+        dir,
+        "3-next",
+        &[(
+            "01.sql",
+            &format!("{}SET search_path = s2;\n", seen("next_release")),
+        )],
+    );
+    env.release(dir, &["promote", "prod"]).ok();
+    env.release(dir, &["new", "minor"]).ok();
+    patch(
+        env,
+        dir,
+        "4-last",
+        &[("01.sql", "CREATE TABLE x3 (id int);\n")],
+    );
+    env.release(dir, &["promote", "prod"]).ok();
+
+    let db = pg::unique_db_name("state");
+    env.release(
+        dir,
+        &["restore", "0.0.0", "--db-url", &pg::server().url(&db)],
+    )
+    .ok();
+    env.git(
+        ".",
+        &["clone", "-q", "-b", "ho-prod", p.origin_url(), "prod"],
+    )
+    .ok();
+    env.git("prod", &["config", "hop.production", "true"]).ok();
+    env.git("prod", &["config", "hop.database.name", &db]).ok();
+    env.release("prod", &["upgrade"])
+        .ok()
+        .stdout_has("upgraded from 0.0.0 to 0.3.0");
+    let user = pg::server().superuser.clone();
+    for table in ["after_state", "next_release"] {
+        assert_eq!(
+            sql(
+                &db,
+                &format!("SELECT who || ' ' || path || ' ' || temps FROM public.{table}")
+            ),
+            format!("{user} \"$user\", public 0"),
+            "{table}"
+        );
+    }
+    assert_eq!(
+        sql(
+            &db,
+            "SELECT to_regclass('public.x3') IS NOT NULL AND to_regclass('s2.x3') IS NULL"
+        ),
+        "t"
+    );
+    crate::support::holds_snapshot(env, dir, &db, "0.3.0");
+    pg::server().drop_db(&db);
 }

@@ -3,7 +3,7 @@
 //! proved at promotion and at merge, by a role without superuser, through
 //! promote → apply → merge → clone → restore and a production upgrade.
 
-use crate::support::{Project, TestEnv, pg, write};
+use crate::support::{Project, TestEnv, holds_snapshot, model, pg, write};
 
 /// The project's tests read the materialized view `stats` when it exists
 /// (an unpopulated one refuses to be read).
@@ -83,26 +83,6 @@ fn patch(env: &TestEnv, dir: &str, id: &str, files: &[(&str, &str)]) {
 
 fn sql(db: &str, q: &str) -> String {
     pg::server().psql(db, q)
-}
-
-fn model(env: &TestEnv, dir: &str, kind: &str, v: &str) -> String {
-    std::fs::read_to_string(env.path(dir).join(format!(".hop/model/{kind}-{v}.sql"))).unwrap()
-}
-
-/// `db` holds exactly the schema and data of snapshot `v`.
-#[track_caller]
-fn holds_snapshot(env: &TestEnv, dir: &str, db: &str, v: &str) {
-    let s = pg::server();
-    assert_eq!(
-        s.dump_schema(db),
-        model(env, dir, "schema", v),
-        "schema of {db} vs snapshot {v}"
-    );
-    assert_eq!(
-        s.dump_data(db),
-        model(env, dir, "data", v),
-        "data of {db} vs snapshot {v}"
-    );
 }
 
 /// What every database built from snapshot 0.1.0 (`at_0_2 = false`) or

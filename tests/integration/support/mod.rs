@@ -215,6 +215,28 @@ pub fn write(env: &TestEnv, dir: &str, rel: &str, text: &str) {
     std::fs::write(p, text).unwrap();
 }
 
+/// The snapshot file `kind`-`v`.sql of the clone `dir`.
+pub fn model(env: &TestEnv, dir: &str, kind: &str, v: &str) -> String {
+    std::fs::read_to_string(env.path(dir).join(format!(".hop/model/{kind}-{v}.sql"))).unwrap()
+}
+
+/// Database `db` holds exactly the schema and data of snapshot `v` (as the
+/// clone `dir` has it).
+#[track_caller]
+pub fn holds_snapshot(env: &TestEnv, dir: &str, db: &str, v: &str) {
+    let s = pg::server();
+    assert_eq!(
+        s.dump_schema(db),
+        model(env, dir, "schema", v),
+        "schema of {db} vs snapshot {v}"
+    );
+    assert_eq!(
+        s.dump_data(db),
+        model(env, dir, "data", v),
+        "data of {db} vs snapshot {v}"
+    );
+}
+
 /// Files under `dir` (relative paths, sorted), `.git` excluded.
 pub fn tree(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {

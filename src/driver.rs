@@ -1,0 +1,263 @@
+//! The parts of the psql driver engine (docs/engine.md) that rebuilds
+//! (`patch_runner`) and upgrades (`upgrade::runner`) share: the psql
+//! process and its environment, the transaction guard, the session reset
+//! before every patch, the check that the session never changed, and the
+//! reading of psql's errors. Each runner keeps its own transaction plan.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::db::conn::ConnParams;
+use crate::db::psql::with_connection_env;
+
+/// The name of the guard's temporary function and table.
+pub const GUARD: &str = "hop_guard";
+
+/// Opens the driver's transaction with its guard: the session's default is
+/// read-only, the transaction is `READ WRITE`, and a deferred constraint
+/// trigger on a temporary table raises at commit unless the driver's own
+/// commit ([`guarded_commit`]) set `hop.commit`. So a `COMMIT` reached by a
+/// patch (one no scan could see: built at run time) fails and rolls
+/// everything back, and after a `ROLLBACK` every later write fails.
+pub fn guarded_begin() -> Vec<String> {
+    vec![
+        "SET default_transaction_read_only = on;".into(),
+        "BEGIN READ WRITE;".into(),
+        format!(
+            "CREATE OR REPLACE FUNCTION pg_temp.{GUARD}() RETURNS trigger LANGUAGE plpgsql AS $hop_guard$ BEGIN IF current_setting('hop.commit', true) IS DISTINCT FROM 'on' THEN RAISE EXCEPTION 'a patch file tried to end git-hop''s transaction (COMMIT or SET CONSTRAINTS ALL IMMEDIATE in the file): patch files must not control transactions'; END IF; RETURN NULL; END $hop_guard$;"
+        ),
+        format!("CREATE TEMP TABLE {GUARD} (x int) ON COMMIT DROP;"),
+        format!(
+            "CREATE CONSTRAINT TRIGGER {GUARD} AFTER INSERT ON pg_temp.{GUARD} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.{GUARD}();"
+        ),
+        format!("INSERT INTO pg_temp.{GUARD} VALUES (1);"),
+    ]
+}
+
+/// The driver's own commit of a guarded transaction.
+pub fn guarded_commit() -> Vec<String> {
+    vec!["SET LOCAL hop.commit = 'on';".into(), "COMMIT;".into()]
+}
+
+/// After a step in a guarded transaction: fails when the transaction the
+/// step started in has ended (the guard's table goes with it), whatever
+/// role the step left set.
+pub fn transaction_check() -> Vec<String> {
+    vec![
+        format!("SELECT to_regclass('pg_temp.{GUARD}') IS NULL AS hop_ended \\gset"),
+        "\\if :hop_ended".into(),
+        "DO $hop_ended$ BEGIN RAISE EXCEPTION 'the transaction ended while the file ran (a COMMIT or ROLLBACK): patch files must not control transactions'; END $hop_ended$;".into(),
+        "\\endif".into(),
+    ]
+}
+
+/// At the start of a driver: remembers the session's backend.
+pub fn remember_backend() -> String {
+    "SELECT pg_backend_pid() AS hop_backend \\gset".into()
+}
+
+/// After a step: fails, after a `{tag} session` marker, when the step
+/// changed the session's backend (a reconnection).
+pub fn backend_check(tag: &str) -> Vec<String> {
+    vec![
+        "SELECT pg_backend_pid() <> :hop_backend AS hop_moved \\gset".into(),
+        "\\if :hop_moved".into(),
+        format!("\\warn {tag} session"),
+        "DO $hop_moved$ BEGIN RAISE EXCEPTION 'the session changed while the file ran (a reconnection): patch files must not reconnect'; END $hop_moved$;".into(),
+        "\\endif".into(),
+    ]
+}
+
+/// The session settings of a driver, applied at its start and again after
+/// every reset.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `lock_timeout` of every statement (upgrades: docs/engine.md).
+    pub lock_timeout: Option<Duration>,
+    /// Cancel the statements of a client that went away (PostgreSQL 14+).
+    pub check_client: bool,
+}
+
+impl Settings {
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec!["SET client_min_messages = warning;".to_string()];
+        if let Some(t) = self.lock_timeout {
+            out.push(format!("SET lock_timeout = '{}ms';", t.as_millis()));
+        }
+        if self.check_client {
+            out.push(
+                "SELECT current_setting('server_version_num')::int >= 140000 AS hop_pg14 \\gset"
+                    .into(),
+            );
+            out.push("\\if :hop_pg14".into());
+            out.push("SET client_connection_check_interval = '1s';".into());
+            out.push("\\endif".into());
+        }
+        out
+    }
+}
+
+/// Puts the session back to the state every patch starts from, in a
+/// rebuild and in an upgrade alike (docs/engine.md): settings (`SET`,
+/// `search_path`…), role and session authorization, prepared statements,
+/// cursors, listeners, advisory locks, temporary objects (but the guard's).
+/// Runs inside the guarded transaction (`in_transaction`) or outside one,
+/// where the session stays writable until the next [`guarded_begin`].
+pub fn session_reset(settings: &Settings, in_transaction: bool) -> Vec<String> {
+    let mut out = vec![
+        "RESET ALL;".to_string(),
+        "SET SESSION AUTHORIZATION DEFAULT;".into(),
+        "RESET ROLE;".into(),
+        "DEALLOCATE ALL;".into(),
+        "CLOSE ALL;".into(),
+        "UNLISTEN *;".into(),
+        "SELECT pg_advisory_unlock_all() \\g /dev/null".into(),
+        format!(
+            "DO $hop_reset$ DECLARE r record; BEGIN \
+FOR r IN SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+WHERE c.relnamespace = pg_my_temp_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relname <> '{GUARD}' LOOP \
+EXECUTE format('DROP %s IF EXISTS %s CASCADE', CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.name); END LOOP; \
+FOR r IN SELECT p.oid::regprocedure::text AS name FROM pg_proc p WHERE p.pronamespace = pg_my_temp_schema() AND p.proname <> '{GUARD}' LOOP \
+EXECUTE format('DROP ROUTINE IF EXISTS %s CASCADE', r.name); END LOOP; END $hop_reset$;"
+        ),
+    ];
+    out.extend(settings.lines());
+    out.push(format!(
+        "SET default_transaction_read_only = {};",
+        if in_transaction { "on" } else { "off" }
+    ));
+    out
+}
+
+/// `12 ms`.
+pub(crate) fn ms(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+/// The main error line of psql's stderr.
+pub(crate) struct FoundError {
+    /// `(file, line)` psql put before the message.
+    pub(crate) location: Option<(String, usize)>,
+    /// `ERROR: …` (spaces collapsed), with the DETAIL line when there is one.
+    pub(crate) text: String,
+}
+
+const SEVERITIES: &[&str] = &["ERROR:", "FATAL:", "PANIC:", "error:", "fatal:"];
+
+/// Finds the first error among psql's stderr lines: `psql:FILE:LINE: ERROR:  msg`,
+/// `psql: error: msg` or a bare `ERROR:  msg`.
+pub(crate) fn find_error<'a>(lines: impl Iterator<Item = &'a str>) -> Option<FoundError> {
+    let lines: Vec<&str> = lines.collect();
+    for (i, line) in lines.iter().enumerate() {
+        let Some((location, text)) = split_error_line(line) else {
+            continue;
+        };
+        let mut text = collapse(text);
+        if let Some(detail) = lines[i + 1..]
+            .iter()
+            .take(4)
+            .find_map(|l| l.trim_start().strip_prefix("DETAIL:"))
+        {
+            text = format!("{text} (DETAIL: {})", collapse(detail));
+        }
+        return Some(FoundError { location, text });
+    }
+    None
+}
+
+fn split_error_line(line: &str) -> Option<(Option<(String, usize)>, &str)> {
+    for sev in SEVERITIES {
+        if line.starts_with(sev) {
+            return Some((None, line));
+        }
+        let Some(idx) = line.find(&format!(": {sev}")) else {
+            continue;
+        };
+        let prefix = &line[..idx];
+        let text = &line[idx + 2..];
+        let location = prefix.strip_prefix("psql:").and_then(|loc| {
+            let (file, num) = loc.rsplit_once(':')?;
+            Some((file.to_string(), num.parse::<usize>().ok()?))
+        });
+        if location.is_some() || prefix == "psql" || prefix == "pg_dump" {
+            return Some((location, text));
+        }
+    }
+    None
+}
+
+fn collapse(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The psql process that runs a driver script: connection through the
+/// environment only, `ON_ERROR_STOP`, no password prompt; stderr (markers and
+/// messages) merged into the output read by the caller, query results
+/// dropped. Shared by rebuilds and production upgrades.
+pub(crate) fn driver_psql(
+    psql: &Path,
+    params: &ConnParams,
+    root: &Path,
+    driver: &Path,
+    appname: &str,
+) -> duct::Expression {
+    let mut env = params.child_env();
+    if !env.iter().any(|(k, _)| k == "PGAPPNAME") {
+        env.push(("PGAPPNAME".into(), appname.into()));
+    }
+    env.push(("PGTZ".into(), "UTC".into()));
+    env.push(("LC_MESSAGES".into(), "C".into()));
+    // Every session of the driver starts read-only: only the driver's own
+    // `BEGIN READ WRITE` (and its no-transaction stretches) can write, so a
+    // patch that reconnected could not commit anything behind its back.
+    env.push((
+        "PGOPTIONS".into(),
+        "-c default_transaction_read_only=on".into(),
+    ));
+    let args: Vec<std::ffi::OsString> = vec![
+        "-X".into(),
+        "-q".into(),
+        "-w".into(),
+        "-v".into(),
+        "ON_ERROR_STOP=1".into(),
+        "-f".into(),
+        driver.into(),
+    ];
+    with_connection_env(duct::cmd(psql, args), env)
+        .dir(root)
+        .stdout_null()
+        .stderr_to_stdout()
+        .unchecked()
+}
+
+pub(crate) fn describe_status(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(s)) => format!("was killed by signal {s}"),
+        _ => "failed".into(),
+    }
+}
+
+/// Makes the child die with this process (Linux), so an orphan psql can
+/// never go on with the script.
+pub(crate) fn die_with_parent(expr: duct::Expression) -> duct::Expression {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        expr.before_spawn(|cmd| {
+            // SAFETY: prctl is async-signal-safe; nothing else runs in the child.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            Ok(())
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        expr
+    }
+}
