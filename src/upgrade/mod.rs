@@ -86,7 +86,8 @@ pub fn pending(project: &Project, from: &Version, to: Option<&Version>) -> Resul
             ))
             .hint("git hop-release update lists the versions this database can reach"));
         }
-        if to <= from {
+        // Already there: nothing pending (the caller says "up to date").
+        if to < from {
             return Err(Error::new(format!(
                 "the database is at {from}: it cannot upgrade to {to}, which is not newer"
             ))

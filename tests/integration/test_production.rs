@@ -314,6 +314,11 @@ fn update_and_dry_run_change_nothing_and_to_release_stops_there() {
     env.release(dir, &["update"])
         .ok()
         .stdout_has("2 release(s) to apply");
+    // Already there: the goal is reached, exit 0.
+    env.release(dir, &["upgrade", "--to-release", "0.1.0-hotfix1"])
+        .ok()
+        .stdout_has("is at 0.1.0-hotfix1: up to date");
+    assert_eq!(releases(db), "0.0.0,0.1.0,0.1.0-hotfix1");
     env.release(dir, &["upgrade", "--to-release", "0.1.0"])
         .fails(1)
         .stderr_has("not newer")
@@ -392,6 +397,46 @@ fn kill_9_during_a_patch_leaves_the_start_version_and_a_rerun_succeeds() {
         .ok()
         .stdout_has("upgraded from 0.1.0-hotfix1 to 0.2.0");
     assert_eq!(version(db), "0.2.0");
+}
+
+/// A cancelled statement (the DBA's pg_cancel_backend, a Ctrl-C of psql)
+/// is an interruption, not a broken patch: the hint says to run again.
+#[test]
+fn a_cancelled_upgrade_is_called_an_interruption() {
+    let p = project();
+    let env = &p.env;
+    let prod = prod_at("0.1.0-hotfix1");
+    let (dir, db) = (prod.dir.as_str(), prod.db.as_str());
+    sql(
+        db,
+        &format!("ALTER DATABASE \"{db}\" SET hop_test.sleep = '30'"),
+    );
+    let bin = bin_dir().join("git-hop-release");
+    let child = env
+        .cmd(bin.to_str().unwrap(), dir)
+        .args(["upgrade", "--to-release", "0.2.0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_sleep(db);
+    sql(
+        db,
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()",
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("canceling statement due to user request"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the upgrade was interrupted") && !stderr.contains("hotfix release"),
+        "{stderr}"
+    );
+    assert_eq!(releases(db), "0.0.0,0.1.0,0.1.0-hotfix1");
+    sql(db, &format!("ALTER DATABASE \"{db}\" RESET hop_test.sleep"));
 }
 
 fn wait_for_sleep(db: &str) {
@@ -500,6 +545,17 @@ fn a_failing_no_transaction_step_is_recorded_and_the_rerun_resumes_from_it() {
         .ok()
         .stdout_has("an upgrade of 0.3.0 was interrupted")
         .stdout_has("failed 4-idx 02_idx.sql: ");
+    env.release(dir, &["status"])
+        .ok()
+        .stdout_has("upgrade:     interrupted in release 0.3.0 (2 step(s) recorded)")
+        .stdout_has("failed 4-idx 02_idx.sql: ")
+        .stdout_has("resume it: git hop-release upgrade");
+    let st = env.release(dir, &["status", "--json"]).ok().stdout.clone();
+    let json: serde_json::Value = serde_json::from_str(&st).unwrap();
+    assert_eq!(
+        json["database"]["interrupted_upgrade"][1]["state"], "failed",
+        "{st}"
+    );
     env.release(dir, &["upgrade", "--dry-run"])
         .ok()
         .stdout_has("01.sql  (done by the interrupted upgrade: skipped)")

@@ -88,6 +88,9 @@ pub struct DatabaseStatus {
     pub embedded: bool,
     pub version: Option<String>,
     pub error: Option<String>,
+    /// The steps an interrupted split upgrade recorded (resumed by `git
+    /// hop-release upgrade`); empty when there is none.
+    pub interrupted_upgrade: Vec<crate::commands::release::update::InterruptedStep>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -126,12 +129,21 @@ pub fn run(args: Args) -> Result<()> {
         Err(e) => (Vec::new(), None, Some(e.message)),
     };
     let db = project.database(&args.db.options(None))?;
-    let (db_version, db_error) = match db
-        .connect()
-        .and_then(|mut c| meta::database_version(&mut c))
-    {
-        Ok(v) => (v.map(|v| v.to_string()), None),
-        Err(e) => (None, Some(e.message)),
+    let read = db.connect().and_then(|mut c| {
+        let v = meta::database_version(&mut c)?;
+        let steps = crate::upgrade::runner::step_rows(&mut c)?;
+        Ok((v, steps))
+    });
+    let (db_version, interrupted, db_error) = match read {
+        Ok((v, steps)) => (
+            v.map(|v| v.to_string()),
+            steps
+                .into_iter()
+                .map(crate::commands::release::update::InterruptedStep::from)
+                .collect(),
+            None,
+        ),
+        Err(e) => (None, Vec::new(), Some(e.message)),
     };
     let snapshots = if project.clone.production || db_error.is_some() {
         SnapshotStatus {
@@ -173,6 +185,7 @@ pub fn run(args: Args) -> Result<()> {
             embedded: db.cluster.is_some(),
             version: db_version,
             error: db_error,
+            interrupted_upgrade: interrupted,
         },
         snapshots,
     };
@@ -248,6 +261,25 @@ pub fn render(s: &Status) -> String {
         (None, None) => "none (no half_orm_meta)".into(),
     };
     out.push_str(&format!("database:    {} {db_version}\n", s.database.name));
+    if let Some(first) = s.database.interrupted_upgrade.first() {
+        out.push_str(&format!(
+            "upgrade:     interrupted in release {} ({} step(s) recorded)\n",
+            first.release,
+            s.database.interrupted_upgrade.len()
+        ));
+        for step in &s.database.interrupted_upgrade {
+            let err = step
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "               {} {} {}{err}\n",
+                step.state, step.patch, step.file
+            ));
+        }
+        out.push_str("             resume it: git hop-release upgrade (git hop-release upgrade --dry-run shows what is left)\n");
+    }
     if s.database.embedded {
         out.push_str(&format!("server:      {}\n", s.database.server));
     } else {

@@ -54,6 +54,18 @@ pub struct InterruptedStep {
     pub error: Option<String>,
 }
 
+impl From<crate::upgrade::runner::StepRow> for InterruptedStep {
+    fn from(r: crate::upgrade::runner::StepRow) -> Self {
+        InterruptedStep {
+            release: r.release,
+            patch: r.patch_id,
+            file: r.file,
+            state: r.state,
+            error: r.error,
+        }
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     let project = Project::from_cwd()?;
     if let Some(o) = Origin::of(&project.git)? {
@@ -85,16 +97,7 @@ pub fn run(args: Args) -> Result<()> {
                 patches: p.patches.iter().map(|i| i.to_string()).collect(),
             })
             .collect(),
-        interrupted: rows
-            .into_iter()
-            .map(|r| InterruptedStep {
-                release: r.release,
-                patch: r.patch_id,
-                file: r.file,
-                state: r.state,
-                error: r.error,
-            })
-            .collect(),
+        interrupted: rows.into_iter().map(InterruptedStep::from).collect(),
     };
     if args.json {
         let text = serde_json::to_string_pretty(&update)

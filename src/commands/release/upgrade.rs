@@ -198,6 +198,28 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// What to do about a failed run, from its actual cause: an interruption
+/// (a cancel, a lost connection, a killed process) is not a broken patch.
+fn cause_hint(message: &str) -> String {
+    let interrupted = [
+        "canceling statement due to user request",
+        "terminating connection",
+        "server closed the connection",
+        "connection to server",
+        "was killed by signal",
+        "could not receive data from server",
+    ];
+    if interrupted.iter().any(|m| message.contains(m)) {
+        "the upgrade was interrupted (a cancel, a lost connection or a killed process), not broken: run git hop-release upgrade again".into()
+    } else if message.contains("canceling statement due to statement timeout") {
+        "the server's or the role's statement_timeout cancelled a statement: raise it for the upgrade (ALTER ROLE … SET statement_timeout), then run git hop-release upgrade again".into()
+    } else if message.contains("lock timeout") {
+        "a patch could not get its lock in time: the application's sessions held it (see above); run git hop-release upgrade again at a quieter time, or with a longer --lock-wait".into()
+    } else {
+        "a patch of the release failed: fix it in a hotfix release (git hop-release hotfix), then run git hop-release upgrade again".into()
+    }
+}
+
 /// The error of a failed run, saying where the database now is (read back
 /// from it) and what to do.
 fn after_failure(
@@ -232,7 +254,8 @@ fn after_failure(
             db.name()
         ))
         .hint(format!(
-            "fix the cause (a broken patch needs a hotfix release), then run git hop-release upgrade again; backup of {start}: {}",
+            "{}; backup of {start}: {}",
+            cause_hint(&e.message),
             taken.path.display()
         ));
     }
