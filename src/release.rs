@@ -449,6 +449,64 @@ pub fn publish_production(
     Ok(notes)
 }
 
+/// A production promotion that origin accepted but whose local part never
+/// ran (the command was killed right after its push): a local release
+/// branch that origin no longer has, fully merged into origin's `ho-prod`,
+/// whose version is tagged there. Completes the local part as
+/// [`publish_production`] would (tag, `ho-prod`, switch, branch deleted)
+/// and returns the version reached; `None` when there is nothing to
+/// complete.
+pub fn complete_interrupted_production(
+    project: &Project,
+    land: &Landscape,
+) -> Result<Option<(Version, Vec<String>)>> {
+    let git = &project.git;
+    if land.origin.is_none() {
+        return Ok(None);
+    }
+    let locals = git.run(&[
+        "for-each-ref",
+        "--format=%(refname:short) %(objectname)",
+        &format!("refs/heads/{RELEASE_PREFIX}"),
+    ])?;
+    let merged = git.run(&["tag", "--merged", &land.prod_commit, "--list", "v*"])?;
+    for line in locals.lines() {
+        let Some((branch, commit)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some(Ok(v)) = branch
+            .strip_prefix(RELEASE_PREFIX)
+            .map(str::parse::<Version>)
+        else {
+            continue;
+        };
+        if land.releases.iter().any(|r| r.branch == branch) {
+            continue; // still in preparation on origin
+        }
+        // The version it became: vX.Y.Z or its latest hotfix, on ho-prod.
+        let Some(reached) = merged
+            .lines()
+            .filter_map(Version::from_tag)
+            .filter(|t| t.base() == v && !matches!(t.pre, Pre::Rc(_)))
+            .max()
+        else {
+            continue;
+        };
+        if !git.is_ancestor(commit, &land.prod_commit)? {
+            continue;
+        }
+        let mut notes = Vec::new();
+        move_local_branch(project, PROD_BRANCH, &land.prod_commit, &mut notes)?;
+        if project.current_branch().as_deref() == Some(branch) {
+            git.run(&["switch", "-q", PROD_BRANCH])?;
+            notes.push(format!("switched to {PROD_BRANCH}"));
+        }
+        git.run(&["branch", "-q", "-D", branch])?;
+        return Ok(Some((reached, notes)));
+    }
+    Ok(None)
+}
+
 /// Moves local branch `branch` to `commit` when that is a fast-forward
 /// (creates it when missing). The checked-out branch is fast-forwarded in
 /// the work tree. A branch with commits of its own is left alone, with a

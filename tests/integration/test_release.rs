@@ -619,3 +619,59 @@ fn refusals_name_what_blocks_and_change_nothing() {
             .stderr_has("no production version");
     });
 }
+
+/// A `promote prod` killed right after origin accepted its push (origin
+/// has the tag and the new ho-prod, the clone still has the release branch
+/// checked out): the rerun completes the local part and says so.
+#[test]
+fn a_promotion_interrupted_after_its_push_is_completed_by_the_next_run() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["new", "minor"]).ok();
+    patch(
+        env,
+        dir,
+        "1-users",
+        "CREATE TABLE users (id int);\n",
+        || use_test_script(env, dir),
+    );
+    let prod_before = rev(env, dir, "ho-prod");
+    let release = rev(env, dir, "ho-release/0.1.0");
+    env.release(dir, &["promote", "prod"]).ok();
+    let prod_after = rev(env, dir, "ho-prod");
+    let origin_after = p.origin_refs();
+    // Put the clone back as it was when the push had just succeeded.
+    for (r, c) in [
+        ("refs/heads/ho-release/0.1.0", &release),
+        ("refs/remotes/origin/ho-release/0.1.0", &release),
+        ("refs/remotes/origin/ho-prod", &prod_before),
+    ] {
+        env.git(dir, &["update-ref", r, c]).ok();
+    }
+    env.git(dir, &["switch", "-q", "ho-release/0.1.0"]).ok();
+    env.git(dir, &["update-ref", "refs/heads/ho-prod", &prod_before])
+        .ok();
+    env.git(dir, &["tag", "-d", "v0.1.0"]).ok();
+
+    env.release(dir, &["promote", "prod"])
+        .ok()
+        .stdout_has("0.1.0 was already promoted")
+        .stdout_has("completed locally");
+    assert_eq!(branch(env, dir), "ho-prod");
+    assert_eq!(rev(env, dir, "ho-prod"), prod_after);
+    assert_eq!(rev(env, dir, "v0.1.0"), prod_after);
+    assert_ne!(
+        env.git(
+            dir,
+            &["rev-parse", "--verify", "-q", "refs/heads/ho-release/0.1.0"]
+        )
+        .code,
+        Some(0)
+    );
+    assert_eq!(p.origin_refs(), origin_after);
+    env.release(dir, &["status"])
+        .ok()
+        .stdout_has("production:  0.1.0")
+        .stdout_has("in progress: none")
+        .stdout_has("branch:      ho-prod");
+}

@@ -196,8 +196,27 @@ fn rc(args: RcArgs) -> Result<()> {
     Ok(())
 }
 
+/// A promotion whose push origin accepted but whose local part never ran:
+/// completed, and said so (the goal is reached: exit 0).
+fn completed(project: &Project, land: &Landscape) -> Result<bool> {
+    let Some((v, notes)) = release::complete_interrupted_production(project, land)? else {
+        return Ok(false);
+    };
+    println!(
+        "{v} was already promoted: an interrupted run had published it to origin; completed locally ({PROD_BRANCH} at {}, its release branch deleted)",
+        v.tag_name()
+    );
+    for n in notes {
+        println!("note: {n}");
+    }
+    Ok(true)
+}
+
 fn prod(args: ProdArgs) -> Result<()> {
     let (project, land) = start("git hop-release promote prod")?;
+    if completed(&project, &land)? {
+        return Ok(());
+    }
     let current = project.current_branch();
     let r = release::select_for_promotion(&project, &land, current.as_deref(), "production")?;
     let target = r.version.clone();
@@ -231,6 +250,9 @@ fn prod(args: ProdArgs) -> Result<()> {
 
 fn hotfix(args: HotfixArgs) -> Result<()> {
     let (project, land) = start("git hop-release promote hotfix")?;
+    if completed(&project, &land)? {
+        return Ok(());
+    }
     let hotfixes: Vec<&Prepared> = land.hotfixes().collect();
     let Some(r) = hotfixes.first().copied() else {
         return Err(Error::new(format!(
