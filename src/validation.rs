@@ -121,6 +121,7 @@ pub fn validate_merge(
         &format!("[hop] merge patch {id} into release {version}"),
     ])?;
     let commit = wt.git.run(&["rev-parse", "HEAD"])?;
+    check_integrity(project, &wt, release_commit, id, &file, version)?;
 
     let temp = validate_tree_keep(project, working, &wt, version, &file)?;
     let dir = wt.path.join("Patches").join(id.as_str());
@@ -136,6 +137,108 @@ pub fn validate_merge(
             .map_err(|e| e.context(format!("{id} was not merged")))?;
     }
     Ok(commit)
+}
+
+/// Merge integrity (docs/releases.md): merging patch `id` may change only
+/// its own TOML entry (staged, at the end of the staged head) and its own
+/// `Patches/<id>/` (generated code and tests aside). A merge that drops,
+/// reorders or demotes another patch of the release (the revert of a sync,
+/// a stale TOML committed on the patch branch) or changes another patch's
+/// folder is refused, naming that patch.
+fn check_integrity(
+    project: &Project,
+    wt: &Worktree,
+    release_commit: &str,
+    id: &PatchId,
+    merged: &PatchesFile,
+    version: &Version,
+) -> Result<()> {
+    let release_branch = format!("ho-release/{version}");
+    let toml_rel = release_file::patches_path(Path::new(""), version)
+        .display()
+        .to_string();
+    let toml_rel = toml_rel.as_str();
+    let merged_commit = wt.git.run(&["rev-parse", "HEAD"])?;
+    let hint = format!(
+        "{} undoes work of the release (a reverted sync, a stale release file?): restore what {release_branch} holds (git checkout origin/{release_branch} -- <path>), commit, then git hop-patch merge again",
+        id.branch()
+    );
+    let before_text = project
+        .repo
+        .file_at(release_commit, toml_rel)
+        .ok_or_else(|| Error::new(format!("the release branch has no {toml_rel}")))?;
+    let mut expected =
+        PatchesFile::parse(Path::new(toml_rel), &String::from_utf8_lossy(&before_text))?;
+    if expected.state(id.as_str()).is_some() {
+        expected.mark_staged(id.as_str())?;
+    }
+    let want = expected.patches();
+    let got = merged.patches();
+    if want != got {
+        let staged: Vec<&String> = want
+            .iter()
+            .filter(|(_, s)| *s == crate::release_file::PatchState::Staged)
+            .map(|(p, _)| p)
+            .collect();
+        let position = |list: &[(String, crate::release_file::PatchState)], p: &str| {
+            list.iter().position(|(x, _)| x == p)
+        };
+        let mut what = None;
+        for (p, state) in &want {
+            match got.iter().find(|(x, _)| x == p) {
+                None => what = Some(format!("it drops patch {p} ({state}) from the release")),
+                Some((_, s)) if s != state => {
+                    what = Some(format!(
+                        "it makes patch {p} {s} again (the release has it {state})"
+                    ))
+                }
+                _ => {}
+            }
+            if what.is_some() {
+                break;
+            }
+        }
+        if what.is_none() {
+            for p in &staged {
+                if position(&got, p) != position(&want, p) {
+                    what = Some(format!(
+                        "it moves the staged patch {p} (the staged head's order is the order production will use)"
+                    ));
+                    break;
+                }
+            }
+        }
+        let what = what.unwrap_or_else(|| {
+            let extra: Vec<&str> = got
+                .iter()
+                .filter(|(p, _)| position(&want, p).is_none())
+                .map(|(p, _)| p.as_str())
+                .collect();
+            format!("it adds {} to the release file", extra.join(", "))
+        });
+        return Err(Error::new(format!(
+            "merging {id} would change the release beyond the patch: {what}"
+        ))
+        .hint(hint));
+    }
+    let changed = wt.git.run(&[
+        "diff",
+        "--name-only",
+        "--no-renames",
+        release_commit,
+        &merged_commit,
+        "--",
+        "Patches",
+    ])?;
+    let own = format!("Patches/{id}/");
+    if let Some(path) = changed.lines().find(|p| !p.starts_with(&own)) {
+        let other = path.split('/').nth(1).unwrap_or(path);
+        return Err(Error::new(format!(
+            "merging {id} would change the release beyond the patch: it changes {path}, a file of patch {other}"
+        ))
+        .hint(hint));
+    }
+    Ok(())
 }
 
 /// Whether a patch's files may create what loading a snapshot treats

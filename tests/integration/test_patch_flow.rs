@@ -546,3 +546,79 @@ fn a_merge_interrupted_after_its_push_is_completed_by_the_next_run() {
     );
     assert_eq!(env.git(dir, &["status", "--porcelain"]).out(), "");
 }
+
+/// A merge may change only its own patch: the revert of a sync (which
+/// takes a staged patch out of the release) and a stale release file
+/// committed on a patch branch (which demotes one) are refused, naming the
+/// patch, with origin unchanged.
+#[test]
+fn a_merge_that_undoes_the_release_is_refused() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    use_test_script(env, dir, "true\n");
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "tests"]).ok();
+    env.git(dir, &["push", "-q", "--no-verify", "origin", "ho-prod"])
+        .ok();
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-a"]).ok();
+    env.git(dir, &["switch", "-q", "ho-release/0.1.0"]).ok();
+    env.patch(dir, &["create", "2-b"]).ok();
+    for (id, table) in [("1-a", "a"), ("2-b", "b")] {
+        env.git(dir, &["switch", "-q", &format!("ho-patch/{id}")])
+            .ok();
+        write(
+            env,
+            dir,
+            &format!("Patches/{id}/01.sql"),
+            &format!("CREATE TABLE {table} (id int);\n"),
+        );
+        env.patch(dir, &["apply"]).ok();
+        env.git(dir, &["add", "-A"]).ok();
+        env.git(dir, &["commit", "-qm", id]).ok();
+    }
+    env.git(dir, &["switch", "-q", "ho-patch/1-a"]).ok();
+    env.patch(dir, &["merge"]).ok();
+
+    // 2-b syncs (1-a comes in), then the sync is reverted.
+    env.git(dir, &["switch", "-q", "ho-patch/2-b"]).ok();
+    env.patch(dir, &["sync"]).ok();
+    env.git(dir, &["revert", "-m", "1", "--no-edit", "HEAD"])
+        .ok();
+    let before = p.origin_refs();
+    env.patch(dir, &["merge"])
+        .fails(1)
+        .stderr_has("merging 2-b would change the release beyond the patch: it makes patch 1-a candidate again (the release has it staged)")
+        .stderr_has("git checkout origin/ho-release/0.1.0 -- <path>");
+    assert_eq!(p.origin_refs(), before);
+
+    // A stale release file that forgets 1-a.
+    env.git(dir, &["reset", "-q", "--hard", "HEAD~1"]).ok();
+    let toml = env.path(dir).join(".hop/releases/0.1.0-patches.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    assert!(text.contains("\"1-a\" = \"staged\""), "{text}");
+    std::fs::write(&toml, text.replace("\"1-a\" = \"staged\"\n", "")).unwrap();
+    env.git(dir, &["commit", "-qam", "stale release file"]).ok();
+    env.patch(dir, &["merge"])
+        .fails(1)
+        .stderr_has("it drops patch 1-a (staged) from the release");
+    assert_eq!(p.origin_refs(), before);
+
+    // Another patch's folder changed on the patch branch.
+    env.git(dir, &["reset", "-q", "--hard", "HEAD~1"]).ok();
+    write(
+        env,
+        dir,
+        "Patches/1-a/01.sql",
+        "CREATE TABLE a (id bigint);\n",
+    );
+    env.git(dir, &["commit", "-qam", "touch 1-a"]).ok();
+    env.patch(dir, &["merge"])
+        .fails(1)
+        .stderr_has("it changes Patches/1-a/01.sql, a file of patch 1-a");
+    assert_eq!(p.origin_refs(), before);
+
+    // Without those commits the merge goes through.
+    env.git(dir, &["reset", "-q", "--hard", "HEAD~1"]).ok();
+    env.patch(dir, &["merge"]).ok();
+}
