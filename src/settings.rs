@@ -198,6 +198,28 @@ pub struct CloneSettings {
     pub production: bool,
     pub backup_dir: Option<PathBuf>,
     pub pre_push_tests: bool,
+    /// `hop.lockTimeout`: the `lock_timeout` of every statement of an
+    /// upgrade (default 2 s).
+    pub lock_timeout: std::time::Duration,
+}
+
+/// The default of `hop.lockTimeout`.
+pub const DEFAULT_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A duration as `hop.lockTimeout` takes it: `500ms`, `2s`, `1min`, or a
+/// number of milliseconds (PostgreSQL's unit for `lock_timeout`).
+pub fn parse_duration(v: &str) -> Option<std::time::Duration> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let ms = match unit.trim() {
+        "" | "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "min" => n.checked_mul(60_000)?,
+        _ => return None,
+    };
+    (ms > 0).then(|| std::time::Duration::from_millis(ms))
 }
 
 impl CloneSettings {
@@ -223,6 +245,15 @@ impl CloneSettings {
             production: boolean("hop.production")?,
             backup_dir: repo.config_string("hop.backupDir").map(PathBuf::from),
             pre_push_tests: boolean("hop.prePushTests")?,
+            lock_timeout: match repo.config_string("hop.lockTimeout") {
+                None => DEFAULT_LOCK_TIMEOUT,
+                Some(v) => parse_duration(&v).ok_or_else(|| {
+                    Error::new(format!(
+                        "git config hop.lockTimeout has the value '{v}', which is not a duration"
+                    ))
+                    .hint("git config hop.lockTimeout 2s   (500ms, 2s, 1min; a bare number is milliseconds)")
+                })?,
+            },
         })
     }
 }
@@ -242,6 +273,18 @@ mod tests {
 
     fn parse(text: &str) -> Result<ProjectConfig> {
         ProjectConfig::parse(Path::new(".hop/config"), text)
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration(" 1min"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1500"), Some(Duration::from_millis(1500)));
+        for bad in ["", "0", "2 h", "-1s", "s", "1.5s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -40,6 +40,8 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::db::conn::ConnParams;
@@ -304,6 +306,8 @@ pub fn describe(releases: &[ReleaseRun], resume: &Resume) -> String {
 /// A marker line of the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Marker {
+    /// The backend pid of the driver's session.
+    Backend(i32),
     Release(usize),
     Patch(usize, usize),
     Step(usize, usize, usize),
@@ -316,6 +320,7 @@ enum Marker {
 
 fn marker_text(m: Marker) -> String {
     match m {
+        Marker::Backend(pid) => format!("backend {pid}"),
         Marker::Release(r) => format!("release {r}"),
         Marker::Patch(r, p) => format!("patch {r} {p}"),
         Marker::Step(r, p, s) => format!("step {r} {p} {s}"),
@@ -332,6 +337,7 @@ fn parse_marker(rest: &str) -> Option<Marker> {
     let kind = w.next()?;
     let mut n = || w.next().and_then(|x| x.parse::<usize>().ok());
     Some(match kind {
+        "backend" => Marker::Backend(w.next()?.parse().ok()?),
         "release" => Marker::Release(n()?),
         "patch" => {
             let r = n()?;
@@ -381,6 +387,9 @@ impl Builder<'_> {
     fn preamble(&mut self) {
         self.line("\\set ON_ERROR_STOP on");
         self.line(&driver::remember_backend());
+        // The backend, for the watch on what blocks it.
+        let l = format!("\\warn {} backend :hop_backend", self.tag);
+        self.line(&l);
         for l in self.settings.lines() {
             self.line(&l);
         }
@@ -400,11 +409,17 @@ impl Builder<'_> {
     }
 }
 
-fn build(releases: &[ReleaseRun], resume: &Resume, tag: &str, token: &str) -> Result<Vec<Segment>> {
+fn build(
+    releases: &[ReleaseRun],
+    resume: &Resume,
+    tag: &str,
+    token: &str,
+    lock_timeout: Option<Duration>,
+) -> Result<Vec<Segment>> {
     let mut b = Builder {
         releases,
         settings: driver::Settings {
-            lock_timeout: None,
+            lock_timeout,
             check_client: true,
         },
         tag: tag.to_string(),
@@ -521,6 +536,128 @@ fn build(releases: &[ReleaseRun], resume: &Resume, tag: &str, token: &str) -> Re
     Ok(segments)
 }
 
+/// Whether a run failed because a statement did not get its lock within
+/// `lock_timeout` (SQLSTATE 55P03).
+pub fn is_lock_timeout(message: &str) -> bool {
+    message.contains("canceling statement due to lock timeout")
+        || message.contains("could not obtain lock")
+}
+
+/// What blocked the driver's statement, as the watch last saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Blocked {
+    /// The statement that waited.
+    pub statement: String,
+    /// `pid 123 (psql, idle in transaction, transaction open 5 s): query`.
+    pub blockers: Vec<String>,
+}
+
+impl Blocked {
+    pub fn describe(&self) -> String {
+        format!(
+            "the statement `{}` waited for a lock held by: {}",
+            self.statement,
+            self.blockers.join("; ")
+        )
+    }
+}
+
+/// Watches, from a connection of its own, which sessions block the
+/// driver's session (its pid arrives through a marker), and keeps the last
+/// non-empty answer: when a statement's `lock_timeout` fires, the blockers
+/// are still known.
+struct Watch {
+    pid: Arc<AtomicI32>,
+    seen: Arc<Mutex<Option<Blocked>>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watch {
+    fn start(params: &ConnParams) -> Watch {
+        let pid = Arc::new(AtomicI32::new(0));
+        let seen = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s, st) = (pid.clone(), seen.clone(), stop.clone());
+        let params = params.clone();
+        let handle = std::thread::spawn(move || {
+            let mut client: Option<postgres::Client> = None;
+            while !st.load(Ordering::Relaxed) {
+                let backend = p.load(Ordering::Relaxed);
+                if backend != 0 {
+                    if client.is_none() {
+                        client = crate::db::conn::connect(&params).ok();
+                    }
+                    if let Some(c) = client.as_mut()
+                        && let Ok(Some(b)) = blocked(c, backend)
+                        && let Ok(mut slot) = s.lock()
+                    {
+                        *slot = Some(b);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Watch {
+            pid,
+            seen,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    fn last(&self) -> Option<Blocked> {
+        self.seen.lock().ok().and_then(|s| s.clone())
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The sessions that block backend `pid` now, if any.
+fn blocked(client: &mut postgres::Client, pid: i32) -> Result<Option<Blocked>> {
+    let rows = client
+        .query(
+            "SELECT left(coalesce(w.query, ''), 200), b.pid, coalesce(b.application_name, ''), coalesce(b.state, ''), \
+             coalesce(extract(epoch FROM now() - b.xact_start)::int, 0), left(coalesce(b.query, ''), 200) \
+             FROM pg_stat_activity w JOIN pg_stat_activity b ON b.pid = ANY (pg_blocking_pids(w.pid)) \
+             WHERE w.pid = $1 ORDER BY b.pid",
+            &[&pid],
+        )
+        .map_err(|e| sql_error("cannot read pg_stat_activity", e))?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let collapse = |s: String| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    Ok(Some(Blocked {
+        statement: collapse(first.get(0)),
+        blockers: rows
+            .iter()
+            .map(|r| {
+                let app: String = r.get(2);
+                let app = if app.is_empty() {
+                    "no application_name".into()
+                } else {
+                    app
+                };
+                format!(
+                    "pid {} ({app}, {}, transaction open {} s): {}",
+                    r.get::<_, i32>(1),
+                    r.get::<_, String>(3),
+                    r.get::<_, i32>(4),
+                    collapse(r.get(5))
+                )
+            })
+            .collect(),
+    }))
+}
+
 pub struct Options<'a> {
     /// The work tree root: working directory of psql and of Python steps.
     pub root: &'a Path,
@@ -528,6 +665,8 @@ pub struct Options<'a> {
     pub extracted: &'a Path,
     /// Environment of Python steps (PG* and HALFORM_CONF_DIR…).
     pub python_env: Vec<(String, String)>,
+    /// `lock_timeout` of every statement (`hop.lockTimeout`).
+    pub lock_timeout: Duration,
     pub out: &'a mut dyn Write,
 }
 
@@ -558,14 +697,16 @@ pub fn run(
             .unwrap_or(0)
     );
     let tag = format!("@@hop-upgrade-{nonce}");
-    let segments = build(releases, resume, &tag, &nonce)?;
+    let segments = build(releases, resume, &tag, &nonce, Some(opts.lock_timeout))?;
     let psql = pgbin::client_tool("psql")?;
     let tmp = tempfile::Builder::new()
         .prefix("hop-upgrade-")
         .tempdir()
         .map_err(|e| Error::new(format!("cannot create a temporary folder: {e}")))?;
+    let watch = Watch::start(params);
     let mut t = Tracker {
         releases,
+        backend: watch.pid.clone(),
         tag,
         extracted: opts.extracted.to_path_buf(),
         out: opts.out,
@@ -580,7 +721,12 @@ pub fn run(
             Segment::Psql(text) => {
                 let driver = tmp.path().join(format!("upgrade-{n}.sql"));
                 std::fs::write(&driver, text).map_err(|e| Error::io("cannot write", &driver, e))?;
-                if let Err(e) = run_psql(&psql, params, opts.root, &driver, &mut t) {
+                if let Err(mut e) = run_psql(&psql, params, opts.root, &driver, &mut t) {
+                    if is_lock_timeout(&e.message)
+                        && let Some(b) = watch.last()
+                    {
+                        e.message = format!("{}; {}", e.message, b.describe());
+                    }
                     // A step outside a transaction failed: record it precisely.
                     if let Some(Marker::Step(r, p, s)) = t.last
                         && mode(&releases[r].patches[p].steps[s]) == Mode::NoTransaction
@@ -603,6 +749,8 @@ pub fn run(
 
 struct Tracker<'a> {
     releases: &'a [ReleaseRun],
+    /// The driver's backend pid, for the watch.
+    backend: Arc<AtomicI32>,
     tag: String,
     extracted: PathBuf,
     out: &'a mut dyn Write,
@@ -677,6 +825,10 @@ impl Tracker<'_> {
                 self.open = Some((r, p, s, now));
             }
             Marker::Check(..) => {}
+            Marker::Backend(pid) => {
+                self.backend.store(pid, Ordering::Relaxed);
+                return Some(m);
+            }
             Marker::Committed => {
                 self.commits += 1;
             }
@@ -1022,7 +1174,7 @@ mod tests {
         assert!(it.contains(&Item::Skip(0, 0, 0)) && it.contains(&Item::Skip(0, 0, 1)));
         assert!(it.contains(&Item::Step(0, 0, 2, Mode::InTransaction)));
         assert!(tracked(&rels, &resume, 0));
-        let segments = build(&rels, &resume, "@@t", "n").unwrap();
+        let segments = build(&rels, &resume, "@@t", "n", None).unwrap();
         assert_eq!(segments.len(), 3, "psql, python, psql");
     }
 

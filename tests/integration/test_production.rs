@@ -903,3 +903,124 @@ fn session_state_never_leaks_into_the_next_patch_or_release() {
     crate::support::holds_snapshot(env, dir, &db, "0.3.0");
     pg::server().drop_db(&db);
 }
+
+/// An application session holding a lock on `users` for `seconds`
+/// (`BEGIN; SELECT … FROM users; SELECT pg_sleep(…)`); returns the process
+/// and the session's pid once it sleeps.
+// The child is returned: its caller waits for it.
+#[allow(clippy::zombie_processes)]
+fn blocker(db: &str, seconds: u32) -> (std::process::Child, String) {
+    use std::io::Write as _;
+    let srv = pg::server();
+    let bin = hop::db::pgbin::client_tool("psql").unwrap();
+    let mut child = std::process::Command::new(bin)
+        .args(srv.psql_args(&srv.superuser, db))
+        .env("PGAPPNAME", "hop-test-blocker")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            format!("BEGIN;\nSELECT count(*) FROM users;\nSELECT pg_sleep({seconds});\nCOMMIT;\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let pid = sql(
+            db,
+            "SELECT coalesce(max(pid)::text, '') FROM pg_stat_activity WHERE application_name = 'hop-test-blocker' AND query LIKE '%pg_sleep%'",
+        );
+        if !pid.is_empty() {
+            return (child, pid);
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the blocker never slept");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Live traffic: while an application transaction holds a lock the upgrade
+/// needs, the upgrade never queues the application's queries for longer
+/// than hop.lockTimeout; it names the blocker, retries, and completes once
+/// the blocker is gone, or gives up with the database at its start.
+#[test]
+fn an_upgrade_never_stalls_the_application_behind_a_lock() {
+    let p = project();
+    let env = &p.env;
+    let prod = prod_at("0.1.0-hotfix1");
+    let (dir, db) = (prod.dir.as_str(), prod.db.as_str());
+    env.git(dir, &["config", "hop.lockTimeout", "300ms"]).ok();
+    let dump = pg::server().dump_schema(db);
+
+    // The blocker stays longer than --lock-wait: the upgrade gives up.
+    let (mut held, pid) = blocker(db, 30);
+    env.release(
+        dir,
+        &["upgrade", "--to-release", "0.2.0", "--lock-wait", "2"],
+    )
+    .fails(1)
+    .stderr_has("canceling statement due to lock timeout")
+    .stderr_has(&format!("pid {pid} (hop-test-blocker, active"))
+    .stderr_has("pg_sleep(30)")
+    .stderr_has("gave up after")
+    .stderr_has("exactly at 0.1.0-hotfix1")
+    .stderr_has("could not get its lock in time");
+    assert_eq!(pg::server().dump_schema(db), dump);
+    assert_eq!(releases(db), "0.0.0,0.1.0,0.1.0-hotfix1");
+    sql(db, &format!("SELECT pg_terminate_backend({pid})"));
+    let _ = held.wait();
+
+    // The blocker ends within --lock-wait: the upgrade completes, and the
+    // application's reads (statement_timeout above hop.lockTimeout) never
+    // fail meanwhile.
+    let (mut held, pid) = blocker(db, 3);
+    let bin = bin_dir().join("git-hop-release");
+    let upgrade = env
+        .cmd(bin.to_str().unwrap(), dir)
+        .args(["upgrade", "--to-release", "0.2.0", "--lock-wait", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut reads = 0;
+    while started.elapsed() < Duration::from_millis(2000) {
+        // (psql fails the test if the statement fails)
+        let answer = sql(
+            db,
+            "SET statement_timeout = '1500ms'; SELECT count(*) >= 0 FROM users",
+        );
+        assert!(answer.ends_with('t'), "{answer}");
+        reads += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(reads >= 5, "{reads}");
+    let out = upgrade.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("waiting for a lock (try 1"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("pid {pid} (hop-test-blocker")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("upgraded from 0.1.0-hotfix1 to 0.2.0"),
+        "{stdout}"
+    );
+    assert_eq!(version(db), "0.2.0");
+    let _ = held.wait();
+}

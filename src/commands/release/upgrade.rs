@@ -39,6 +39,10 @@ pub struct Args {
     /// Seconds to wait for another upgrade or restore of the database to finish
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub wait: u64,
+    /// Seconds to keep retrying while the application's sessions hold a lock
+    /// a patch needs (each try waits at most hop.lockTimeout, default 2 s)
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub lock_wait: u64,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -170,21 +174,58 @@ pub fn run(args: Args) -> Result<()> {
         Vec::new()
     };
     let mut out = std::io::stdout();
-    let result = runner::run(
-        &db.params,
-        client,
-        &releases,
-        &resume,
-        runner::Options {
-            root: &project.root,
-            extracted: tmp.path(),
-            python_env,
-            out: &mut out,
-        },
-    );
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => return Err(after_failure(&project, &db, e, &version, &taken)),
+    // Live traffic (docs/engine.md): every statement waits at most
+    // hop.lockTimeout for a lock; a run that did not get one rolls back
+    // and is tried again, with backoff and jitter, within --lock-wait.
+    let lock_timeout = project.clone.lock_timeout;
+    let lock_wait = Duration::from_secs(args.lock_wait);
+    let started = std::time::Instant::now();
+    let mut attempt: u32 = 0;
+    let mut resume = resume;
+    let mut releases = releases;
+    let report = loop {
+        let result = runner::run(
+            &db.params,
+            client,
+            &releases,
+            &resume,
+            runner::Options {
+                root: &project.root,
+                extracted: tmp.path(),
+                python_env: python_env.clone(),
+                lock_timeout,
+                out: &mut out,
+            },
+        );
+        let e = match result {
+            Ok(r) => break r,
+            Err(e) => e,
+        };
+        attempt += 1;
+        let pause = backoff(attempt);
+        if !runner::is_lock_timeout(&e.message) || started.elapsed() + pause >= lock_wait {
+            let mut e = e;
+            if runner::is_lock_timeout(&e.message) {
+                e.message = format!(
+                    "{}; gave up after {attempt} tries in {} s (--lock-wait {})",
+                    e.message,
+                    started.elapsed().as_secs(),
+                    args.lock_wait
+                );
+            }
+            return Err(after_failure(&project, &db, e, &version, &taken));
+        }
+        println!(
+            "waiting for a lock (try {attempt}, rolled back; again in {} ms): {}",
+            pause.as_millis(),
+            e.message
+        );
+        std::thread::sleep(pause);
+        // What committed before a split stays done: start from there.
+        let now = meta::database_version(client)?.unwrap_or_else(|| version.clone());
+        releases.retain(|r| r.version > now);
+        let rows = runner::step_rows(client)?;
+        resume = upgrade::resume_state(&rows, &releases)?;
     };
     upgrade::move_work_tree(&project, &target)?;
     println!(
@@ -196,6 +237,21 @@ pub fn run(args: Args) -> Result<()> {
         taken.path.display()
     );
     Ok(())
+}
+
+/// The pause before try `attempt + 1` of a run that did not get its lock:
+/// 250 ms doubling up to 5 s, with ±25 % jitter so that upgrades and
+/// applications retrying together drift apart.
+fn backoff(attempt: u32) -> Duration {
+    let base = 250u64
+        .saturating_mul(1 << attempt.min(5).saturating_sub(1))
+        .min(5000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    let jitter = base / 2 * (nanos % 1000) / 1000; // 0..base/2
+    Duration::from_millis(base - base / 4 + jitter)
 }
 
 /// What to do about a failed run, from its actual cause: an interruption
