@@ -13,57 +13,81 @@ use crate::db::psql::with_connection_env;
 /// The name of the guard's temporary function and table.
 pub const GUARD: &str = "hop_guard";
 
-/// Opens the driver's transaction with its guard: the session's default is
-/// read-only, the transaction is `READ WRITE`, and a deferred constraint
-/// trigger on a temporary table raises at commit unless the driver's own
-/// commit ([`guarded_commit`]) set `hop.commit`. So a `COMMIT` reached by a
-/// patch (one no scan could see: built at run time) fails and rolls
-/// everything back, and after a `ROLLBACK` every later write fails.
-pub fn guarded_begin() -> Vec<String> {
-    vec![
-        "SET default_transaction_read_only = on;".into(),
+/// The name of the temporary function that drops a patch's temporary
+/// objects.
+pub const RESET: &str = "hop_reset";
+
+/// The first lines of every psql process of a driver: the session's backend
+/// remembered, the transaction guard's objects and the reset function made
+/// once for the session (temporary: they go with it), then the driver's
+/// settings.
+///
+/// The guard: the session's default is read-only (`PGOPTIONS`, see
+/// [`driver_psql`]) and the driver's transactions are `READ WRITE`; each
+/// inserts a row into a temporary table whose deferred constraint trigger
+/// raises at commit unless the driver's own commit ([`guarded_commit`]) set
+/// `hop.commit`. So a `COMMIT` reached by a patch (one no scan could see:
+/// built at run time) fails and rolls everything back, and after a
+/// `ROLLBACK` every later write fails.
+pub fn session_setup(settings: &Settings) -> Vec<String> {
+    let mut out = vec![
+        "SELECT pg_backend_pid() AS hop_backend \\gset".to_string(),
         "BEGIN READ WRITE;".into(),
         format!(
             "CREATE OR REPLACE FUNCTION pg_temp.{GUARD}() RETURNS trigger LANGUAGE plpgsql AS $hop_guard$ BEGIN IF current_setting('hop.commit', true) IS DISTINCT FROM 'on' THEN RAISE EXCEPTION 'a patch file tried to end git-hop''s transaction (COMMIT or SET CONSTRAINTS ALL IMMEDIATE in the file): patch files must not control transactions'; END IF; RETURN NULL; END $hop_guard$;"
         ),
-        format!("CREATE TEMP TABLE {GUARD} (x int) ON COMMIT DROP;"),
+        format!("CREATE TEMP TABLE {GUARD} (x int) ON COMMIT DELETE ROWS;"),
         format!(
             "CREATE CONSTRAINT TRIGGER {GUARD} AFTER INSERT ON pg_temp.{GUARD} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.{GUARD}();"
         ),
-        format!("INSERT INTO pg_temp.{GUARD} VALUES (1);"),
-    ]
+        format!(
+            "CREATE OR REPLACE FUNCTION pg_temp.{RESET}() RETURNS void LANGUAGE plpgsql AS $hop_reset$ DECLARE r record; BEGIN \
+FOR r IN SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+WHERE c.relnamespace = pg_my_temp_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relname <> '{GUARD}' LOOP \
+EXECUTE format('DROP %s IF EXISTS %s CASCADE', CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.name); END LOOP; \
+FOR r IN SELECT p.oid::regprocedure::text AS name FROM pg_proc p WHERE p.pronamespace = pg_my_temp_schema() AND p.proname NOT IN ('{GUARD}', '{RESET}') LOOP \
+EXECUTE format('DROP ROUTINE IF EXISTS %s CASCADE', r.name); END LOOP; END $hop_reset$;"
+        ),
+        "COMMIT;".into(),
+    ];
+    if settings.check_client {
+        out.push(
+            "SELECT current_setting('server_version_num')::int >= 140000 AS hop_pg14 \\gset".into(),
+        );
+    }
+    out.extend(settings.lines());
+    out
+}
+
+/// Opens a guarded transaction (one round trip) and remembers its id.
+pub fn guarded_begin() -> String {
+    format!(
+        "BEGIN READ WRITE \\; SET default_transaction_read_only = on \\; INSERT INTO pg_temp.{GUARD} VALUES (1) \\; SELECT pg_current_xact_id() AS hop_xid \\gset"
+    )
 }
 
 /// The driver's own commit of a guarded transaction.
-pub fn guarded_commit() -> Vec<String> {
-    vec!["SET LOCAL hop.commit = 'on';".into(), "COMMIT;".into()]
-}
-
-/// After a step in a guarded transaction: fails when the transaction the
-/// step started in has ended (the guard's table goes with it), whatever
-/// role the step left set.
-pub fn transaction_check() -> Vec<String> {
-    vec![
-        format!("SELECT to_regclass('pg_temp.{GUARD}') IS NULL AS hop_ended \\gset"),
-        "\\if :hop_ended".into(),
-        "DO $hop_ended$ BEGIN RAISE EXCEPTION 'the transaction ended while the file ran (a COMMIT or ROLLBACK): patch files must not control transactions'; END $hop_ended$;".into(),
-        "\\endif".into(),
-    ]
-}
-
-/// At the start of a driver: remembers the session's backend.
-pub fn remember_backend() -> String {
-    "SELECT pg_backend_pid() AS hop_backend \\gset".into()
+pub fn guarded_commit() -> String {
+    "SET LOCAL hop.commit = 'on' \\; COMMIT;".into()
 }
 
 /// After a step: fails, after a `{tag} session` marker, when the step
-/// changed the session's backend (a reconnection).
-pub fn backend_check(tag: &str) -> Vec<String> {
+/// changed the session's backend (a reconnection), or, in a guarded
+/// transaction (`in_transaction`), when the transaction it started in has
+/// ended. One round trip, whatever role the step left set.
+pub fn step_check(tag: &str, in_transaction: bool) -> Vec<String> {
+    let ended = if in_transaction {
+        "pg_current_xact_id_if_assigned()::text IS DISTINCT FROM :'hop_xid'"
+    } else {
+        "false"
+    };
     vec![
-        "SELECT pg_backend_pid() <> :hop_backend AS hop_moved \\gset".into(),
+        format!("SELECT pg_backend_pid() <> :hop_backend AS hop_moved, {ended} AS hop_ended \\gset"),
         "\\if :hop_moved".into(),
         format!("\\warn {tag} session"),
         "DO $hop_moved$ BEGIN RAISE EXCEPTION 'the session changed while the file ran (a reconnection): patch files must not reconnect'; END $hop_moved$;".into(),
+        "\\elif :hop_ended".into(),
+        "DO $hop_ended$ BEGIN RAISE EXCEPTION 'the transaction ended while the file ran (a COMMIT or ROLLBACK): patch files must not control transactions'; END $hop_ended$;".into(),
         "\\endif".into(),
     ]
 }
@@ -74,21 +98,23 @@ pub fn backend_check(tag: &str) -> Vec<String> {
 pub struct Settings {
     /// `lock_timeout` of every statement (upgrades: docs/engine.md).
     pub lock_timeout: Option<Duration>,
-    /// Cancel the statements of a client that went away (PostgreSQL 14+).
+    /// Cancel the statements of a client that went away (PostgreSQL 14+;
+    /// needs `hop_pg14`, set by [`session_setup`]).
     pub check_client: bool,
 }
 
 impl Settings {
-    pub fn lines(&self) -> Vec<String> {
-        let mut out = vec!["SET client_min_messages = warning;".to_string()];
+    fn sets(&self) -> String {
+        let mut out = String::from("SET client_min_messages = warning");
         if let Some(t) = self.lock_timeout {
-            out.push(format!("SET lock_timeout = '{}ms';", t.as_millis()));
+            out.push_str(&format!(" \\; SET lock_timeout = '{}ms'", t.as_millis()));
         }
+        out
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!("{};", self.sets())];
         if self.check_client {
-            out.push(
-                "SELECT current_setting('server_version_num')::int >= 140000 AS hop_pg14 \\gset"
-                    .into(),
-            );
             out.push("\\if :hop_pg14".into());
             out.push("SET client_connection_check_interval = '1s';".into());
             out.push("\\endif".into());
@@ -100,32 +126,23 @@ impl Settings {
 /// Puts the session back to the state every patch starts from, in a
 /// rebuild and in an upgrade alike (docs/engine.md): settings (`SET`,
 /// `search_path`…), role and session authorization, prepared statements,
-/// cursors, listeners, advisory locks, temporary objects (but the guard's).
-/// Runs inside the guarded transaction (`in_transaction`) or outside one,
-/// where the session stays writable until the next [`guarded_begin`].
+/// cursors, listeners, advisory locks, temporary objects (but the
+/// driver's), then the driver's settings. One round trip (plus the
+/// client-check setting). Runs inside a guarded transaction
+/// (`in_transaction`: the default stays read-only) or in a no-transaction
+/// stretch (the default becomes writable).
 pub fn session_reset(settings: &Settings, in_transaction: bool) -> Vec<String> {
-    let mut out = vec![
-        "RESET ALL;".to_string(),
-        "SET SESSION AUTHORIZATION DEFAULT;".into(),
-        "RESET ROLE;".into(),
-        "DEALLOCATE ALL;".into(),
-        "CLOSE ALL;".into(),
-        "UNLISTEN *;".into(),
-        "SELECT pg_advisory_unlock_all() \\g /dev/null".into(),
-        format!(
-            "DO $hop_reset$ DECLARE r record; BEGIN \
-FOR r IN SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-WHERE c.relnamespace = pg_my_temp_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relname <> '{GUARD}' LOOP \
-EXECUTE format('DROP %s IF EXISTS %s CASCADE', CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.name); END LOOP; \
-FOR r IN SELECT p.oid::regprocedure::text AS name FROM pg_proc p WHERE p.pronamespace = pg_my_temp_schema() AND p.proname <> '{GUARD}' LOOP \
-EXECUTE format('DROP ROUTINE IF EXISTS %s CASCADE', r.name); END LOOP; END $hop_reset$;"
-        ),
-    ];
-    out.extend(settings.lines());
-    out.push(format!(
-        "SET default_transaction_read_only = {};",
+    let mut out = vec![format!(
+        "RESET ALL \\; SET SESSION AUTHORIZATION DEFAULT \\; RESET ROLE \\; DEALLOCATE ALL \\; CLOSE ALL \\; UNLISTEN * \\; \
+SELECT pg_advisory_unlock_all(), pg_temp.{RESET}() \\; {} \\; SET default_transaction_read_only = {};",
+        settings.sets(),
         if in_transaction { "on" } else { "off" }
-    ));
+    )];
+    if settings.check_client {
+        out.push("\\if :hop_pg14".into());
+        out.push("SET client_connection_check_interval = '1s';".into());
+        out.push("\\endif".into());
+    }
     out
 }
 

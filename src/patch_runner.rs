@@ -271,12 +271,11 @@ fn parse_marker(rest: &str) -> Option<Marker> {
     })
 }
 
-/// A driver script's first lines: the session's backend remembered and
-/// the driver's settings.
+/// A driver script's first lines (docs/engine.md): the session's backend,
+/// the guard's objects, the driver's settings.
 fn new_script(tag: &str) -> Script {
     let mut script = Script::new(tag);
-    script.push(driver::remember_backend(), Role::Setting);
-    for l in driver::Settings::default().lines() {
+    for l in driver::session_setup(&driver::Settings::default()) {
         script.push(l, Role::Setting);
     }
     script
@@ -284,14 +283,23 @@ fn new_script(tag: &str) -> Script {
 
 impl Script {
     fn begin(&mut self, p: usize) {
-        for l in driver::guarded_begin() {
-            self.push(l, Role::Begin(p));
-        }
+        self.push(driver::guarded_begin(), Role::Begin(p));
     }
 
     fn commit(&mut self, p: usize) {
-        for l in driver::guarded_commit() {
-            self.push(l, Role::Commit(p));
+        self.push(driver::guarded_commit(), Role::Commit(p));
+    }
+
+    /// The checks after the steps of patch `p` run since the last check
+    /// (the last of them is `unchecked`): one round trip per run of steps,
+    /// not per file.
+    fn check(&mut self, p: usize, unchecked: &mut Option<usize>, in_tx: bool) {
+        if let Some(s) = unchecked.take() {
+            self.marker(Marker::Check(p, s));
+            let tag = self.tag.clone();
+            for l in driver::step_check(&tag, in_tx) {
+                self.push(l, Role::Setting);
+            }
         }
     }
 }
@@ -328,26 +336,27 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
             script.push(l, Role::Begin(p));
         }
         let mut in_tx = true;
+        let mut unchecked = None;
         let mut python = Vec::new();
         for (s, step) in patch.steps.iter().enumerate() {
-            match step.kind {
+            let no_transaction = match step.kind {
                 StepKind::Python => {
                     python.push(s);
                     continue;
                 }
-                StepKind::Sql { no_transaction } => {
-                    if no_transaction && in_tx {
-                        script.commit(p);
-                        script.push(
-                            "SET default_transaction_read_only = off;".into(),
-                            Role::Setting,
-                        );
-                        in_tx = false;
-                    } else if !no_transaction && !in_tx {
-                        script.begin(p);
-                        in_tx = true;
-                    }
-                }
+                StepKind::Sql { no_transaction } => no_transaction,
+            };
+            if no_transaction && in_tx {
+                script.check(p, &mut unchecked, true);
+                script.commit(p);
+                script.push(
+                    "SET default_transaction_read_only = off;".into(),
+                    Role::Setting,
+                );
+                in_tx = false;
+            } else if !no_transaction && !in_tx {
+                script.begin(p);
+                in_tx = true;
             }
             script.marker(Marker::Step(p, s));
             script.push(
@@ -356,18 +365,14 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
             );
             // A file may have turned it off: the driver's own lines must stop.
             script.push("\\set ON_ERROR_STOP on".into(), Role::Setting);
-            script.marker(Marker::Check(p, s));
-            for l in driver::backend_check(tag) {
-                script.push(l, Role::Setting);
-            }
-            if in_tx {
-                for l in driver::transaction_check() {
-                    script.push(l, Role::Setting);
-                }
+            unchecked = Some(s);
+            if no_transaction {
+                script.check(p, &mut unchecked, false);
             }
         }
         if !python.is_empty() {
             if in_tx {
+                script.check(p, &mut unchecked, true);
                 script.commit(p);
                 in_tx = false;
             }
@@ -380,6 +385,7 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
                 segments.push(Segment::Python { patch: p, step: s });
             }
         }
+        script.check(p, &mut unchecked, in_tx);
         if !in_tx {
             script.begin(p);
         }
@@ -571,7 +577,7 @@ impl Tracker<'_> {
             Some(Marker::Check(p, s)) => {
                 let file = self.shown(&self.planned[p].steps[s].path);
                 Error::new(format!(
-                    "patch {}: {file} ended git-hop's transaction or changed its session (a COMMIT, ROLLBACK or reconnection built at run time?): {detail}",
+                    "patch {} ended git-hop's transaction or changed its session in {file} or a file before it (a COMMIT, ROLLBACK or reconnection built at run time?): {detail}",
                     self.planned[p].id
                 ))
                 .hint("a patch must not control its transaction or session: remove that from the file and run git hop-patch apply again")

@@ -386,13 +386,12 @@ impl Builder<'_> {
 
     fn preamble(&mut self) {
         self.line("\\set ON_ERROR_STOP on");
-        self.line(&driver::remember_backend());
+        for l in driver::session_setup(&self.settings) {
+            self.line(&l);
+        }
         // The backend, for the watch on what blocks it.
         let l = format!("\\warn {} backend :hop_backend", self.tag);
         self.line(&l);
-        for l in self.settings.lines() {
-            self.line(&l);
-        }
     }
 
     fn step_row(&self, r: usize, p: usize, s: usize, state: &str) -> String {
@@ -430,17 +429,11 @@ fn build(
     b.preamble();
     for item in items(releases, resume) {
         match item {
-            Item::Begin => {
-                for l in driver::guarded_begin() {
-                    b.line(&l);
-                }
-            }
+            Item::Begin => b.line(&driver::guarded_begin()),
             Item::Commit { .. } => {
                 b.marker(Marker::Gate);
                 b.line(&format!("\\prompt hop_gate_{}", b.token));
-                for l in driver::guarded_commit() {
-                    b.line(&l);
-                }
+                b.line(&driver::guarded_commit());
                 b.line("SET default_transaction_read_only = off;");
                 b.marker(Marker::Committed);
             }
@@ -466,10 +459,7 @@ fn build(
                         b.line(&format!("\\i {path}"));
                         b.line("\\set ON_ERROR_STOP on");
                         b.marker(Marker::Check(r, p, s));
-                        for l in driver::backend_check(&b.tag) {
-                            b.line(&l);
-                        }
-                        for l in driver::transaction_check() {
+                        for l in driver::step_check(&b.tag, true) {
                             b.line(&l);
                         }
                         if tracked(releases, resume, r) {
@@ -484,7 +474,7 @@ fn build(
                         b.line(&format!("\\i {path}"));
                         b.line("\\set ON_ERROR_STOP on");
                         b.marker(Marker::Check(r, p, s));
-                        for l in driver::backend_check(&b.tag) {
+                        for l in driver::step_check(&b.tag, false) {
                             b.line(&l);
                         }
                         let row = b.step_row(r, p, s, "done");
