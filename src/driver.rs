@@ -131,10 +131,20 @@ impl Settings {
 /// client-check setting). Runs inside a guarded transaction
 /// (`in_transaction`: the default stays read-only) or in a no-transaction
 /// stretch (the default becomes writable).
-pub fn session_reset(settings: &Settings, in_transaction: bool) -> Vec<String> {
+///
+/// Looking for temporary objects scans the catalogs (about a millisecond):
+/// `drop_temp` asks for it, after a patch whose text may have created some
+/// (see [`crate::patch_dir::PatchDir::temp`]); rebuilds and upgrades follow
+/// the same rule.
+pub fn session_reset(settings: &Settings, in_transaction: bool, drop_temp: bool) -> Vec<String> {
+    let temp = if drop_temp {
+        format!(", pg_temp.{RESET}()")
+    } else {
+        String::new()
+    };
     let mut out = vec![format!(
         "RESET ALL \\; SET SESSION AUTHORIZATION DEFAULT \\; RESET ROLE \\; DEALLOCATE ALL \\; CLOSE ALL \\; UNLISTEN * \\; \
-SELECT pg_advisory_unlock_all(), pg_temp.{RESET}() \\; {} \\; SET default_transaction_read_only = {};",
+SELECT pg_advisory_unlock_all(){temp} \\; {} \\; SET default_transaction_read_only = {};",
         settings.sets(),
         if in_transaction { "on" } else { "off" }
     )];

@@ -208,16 +208,22 @@ fn normalize(raw: &[u8]) -> Vec<u8> {
 pub struct PatchDir {
     pub steps: Vec<Step>,
     pub sha256: String,
+    /// Whether its SQL may create temporary objects (the word `temp`, in
+    /// any case, anywhere in a file, strings included): only then does the
+    /// next patch's session reset look for them (docs/engine.md).
+    pub temp: bool,
 }
 
 /// Reads patch folder `dir` and checks every file (see [`steps`] and
 /// [`scan`]); errors show paths relative to `shown_root`.
 pub fn check(dir: &Path, shown_root: &Path) -> Result<PatchDir> {
     let steps = steps(dir)?;
+    let mut temp = false;
     for step in &steps {
         if let StepKind::Sql { no_transaction } = step.kind {
             let raw = fs::read(&step.path).map_err(|e| Error::io("cannot read", &step.path, e))?;
             let text = String::from_utf8_lossy(&normalize(&raw)).into_owned();
+            temp = temp || text.to_ascii_lowercase().contains("temp");
             if let Some(f) = scan(&text, dir, no_transaction) {
                 let shown = step
                     .path
@@ -234,7 +240,11 @@ pub fn check(dir: &Path, shown_root: &Path) -> Result<PatchDir> {
         }
     }
     let sha256 = sha256_of(&steps)?;
-    Ok(PatchDir { steps, sha256 })
+    Ok(PatchDir {
+        steps,
+        sha256,
+        temp,
+    })
 }
 
 /// A statement or meta-command that a patch may not hold.

@@ -108,6 +108,7 @@ pub fn run_patches(
             id: p.id.to_string(),
             steps: checked.steps,
             sha256: checked.sha256,
+            temp: checked.temp,
         });
     }
     let tag = format!(
@@ -168,6 +169,7 @@ struct Planned {
     id: String,
     steps: Vec<Step>,
     sha256: String,
+    temp: bool,
 }
 
 /// A part of a run: a psql process with its driver, or one Python step.
@@ -332,7 +334,8 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
     for (p, patch) in planned.iter().enumerate() {
         script.marker(Marker::Begin(p));
         script.begin(p);
-        for l in driver::session_reset(&settings, true) {
+        let drop_temp = p > 0 && planned[p - 1].temp;
+        for l in driver::session_reset(&settings, true, drop_temp) {
             script.push(l, Role::Begin(p));
         }
         let mut in_tx = true;
@@ -391,7 +394,7 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
         }
         script.marker(Marker::Meta(p));
         // git-hop's own row, whatever role or path the patch left set.
-        for l in driver::session_reset(&settings, true) {
+        for l in driver::session_reset(&settings, true, false) {
             script.push(l, Role::Meta(p));
         }
         script.push(

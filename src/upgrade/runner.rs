@@ -67,6 +67,8 @@ at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (release, patch_id, file));";
 #[derive(Debug, Clone)]
 pub struct PatchRun {
     pub id: String,
+    /// Its SQL may create temporary objects (`patch_dir::PatchDir::temp`).
+    pub temp: bool,
     pub dir: PathBuf,
     pub sha256: String,
     pub steps: Vec<Step>,
@@ -427,6 +429,8 @@ fn build(
     };
     let mut segments = Vec::new();
     b.preamble();
+    // The patch before the current one in this psql session.
+    let mut previous: Option<(usize, usize)> = None;
     for item in items(releases, resume) {
         match item {
             Item::Begin => b.line(&driver::guarded_begin()),
@@ -446,7 +450,9 @@ fn build(
             Item::PatchStart(r, p) => {
                 b.marker(Marker::Patch(r, p));
                 // Every patch starts from the same session (docs/engine.md).
-                for l in driver::session_reset(&b.settings, true) {
+                let drop_temp = previous.is_some_and(|(pr, pp)| releases[pr].patches[pp].temp);
+                previous = Some((r, p));
+                for l in driver::session_reset(&b.settings, true, drop_temp) {
                     b.line(&l);
                 }
             }
@@ -492,7 +498,7 @@ fn build(
                 let rel = &releases[r];
                 b.marker(Marker::Record(r));
                 // git-hop's own rows, whatever role or path a patch left set.
-                for l in driver::session_reset(&b.settings, true) {
+                for l in driver::session_reset(&b.settings, true, false) {
                     b.line(&l);
                 }
                 let v = &rel.version;
@@ -1089,6 +1095,7 @@ mod tests {
                 .into_iter()
                 .map(|(id, steps)| PatchRun {
                     id: id.into(),
+                    temp: false,
                     dir: PathBuf::from("/x"),
                     sha256: "s".into(),
                     steps,
