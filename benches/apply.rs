@@ -1,9 +1,9 @@
-//! Benchmark of `git hop-patch apply` (SPEC 4.3, 5.3) on a release with
+//! Benchmark of `git hop-patch apply` (docs/releases.md, docs/engine.md) on a release with
 //! STAGED patches of FILES SQL files each (a table, a column with a foreign
 //! key, an index, a hundred rows, a view and a function: small DDL, as most
 //! patches are), and of the same patches run in other ways, to check the
-//! SPEC's "one psql process for a whole rebuild, not one per file: a process
-//! per patch is about 20 times slower" on this machine:
+//! claim that one psql process for a whole rebuild beats one per patch or
+//! per file (docs/engine.md), on this machine:
 //!
 //! - `git hop-patch apply`, end to end as a user runs it (drop and create
 //!   the database, load the snapshot, one psql process for the patches,

@@ -1,4 +1,4 @@
-//! Benchmark of the hooks with nothing to do (SPEC 4.6: "with nothing to do
+//! Benchmark of the hooks with nothing to do (docs/hooks.md: "with nothing to do
 //! it returns in well under 100 ms"): wall time of `git-hop-release hook
 //! post-merge` and `hook pre-push`, as processes, in a real project (made by
 //! `git hop-release init`, with a release in preparation and a patch branch
@@ -78,7 +78,9 @@ fn main() {
     // Warm the page cache once.
     quiet(bin, &["hook", "post-merge", "0"]);
 
-    println!("hooks in a project on a patch branch, nothing to do (SPEC: well under 100 ms)");
+    println!(
+        "hooks in a project on a patch branch, nothing to do (docs/hooks.md: well under 100 ms)"
+    );
     row(
         "hooks",
         "baseline: git rev-parse HEAD",

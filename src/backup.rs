@@ -1,4 +1,4 @@
-//! Production backups (SPEC 4.5, 5.1): `pg_dump -Fc` files taken by
+//! Production backups (docs/production.md): `pg_dump -Fc` files taken by
 //! `upgrade` before it changes anything, their verification, and the
 //! production `restore` that brings one back.
 //!

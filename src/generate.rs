@@ -1,4 +1,4 @@
-//! Code generation after a database rebuild (SPEC 7): regenerating the
+//! Code generation after a database rebuild (docs/codegen.md): regenerating the
 //! half_orm package from a database, and the half_orm config that lets the
 //! generated package (and the project's tests) connect to it.
 

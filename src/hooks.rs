@@ -1,4 +1,4 @@
-//! The git hooks (SPEC 4.6): a marked block inside the hook files of
+//! The git hooks (docs/hooks.md): a marked block inside the hook files of
 //! `git rev-parse --git-path hooks` (so `core.hooksPath` is honoured), and
 //! what the hooks check when git runs them.
 
@@ -273,7 +273,7 @@ pub fn stdout_to_stderr() {
     }
 }
 
-/// The pre-push hook (SPEC 4.6): `stdin` carries git's `<local ref> <local
+/// The pre-push hook (docs/hooks.md): `stdin` carries git's `<local ref> <local
 /// sha> <remote ref> <remote sha>` lines. Refuses what [`check_refs`]
 /// refuses; for each pushed patch branch, warns about the patch's files left
 /// uncommitted (when the pushed commit is the one checked out) and, when
@@ -467,7 +467,7 @@ const SCRATCH_IDENTITY: [(&str, &str); 4] = [
     ("GIT_COMMITTER_EMAIL", "git-hop@localhost"),
 ];
 
-/// Validation of SPEC 4.4 for a push of patch `id` at `commit`: the patch
+/// Validation of docs/releases.md for a push of patch `id` at `commit`: the patch
 /// merged with its release (origin's `ho-release/X.Y.Z` after a fetch, else
 /// the local branch), the patch staged at the end of the staged head, then a
 /// fresh temporary database, the patches in TOML order, the regenerated code
@@ -555,7 +555,7 @@ fn short(commit: &str) -> &str {
     commit.get(..10).unwrap_or(commit)
 }
 
-/// What to tell the user after `git pull` / `git merge` (SPEC 4.6): no
+/// What to tell the user after `git pull` / `git merge` (docs/hooks.md): no
 /// fetch, no database access, only local refs and the merge's diff, so the
 /// hook returns at once.
 pub fn post_merge_notices(project: &crate::project::Project) -> Vec<String> {

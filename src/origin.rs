@@ -1,4 +1,4 @@
-//! Origin (SPEC 8): reading its refs, and updating it only through one
+//! Origin (docs/safety.md): reading its refs, and updating it only through one
 //! atomic push in which every ref is a compare-and-swap on the value the
 //! command expects. Commands build their commits first (without touching
 //! local refs or the work tree), push, and move local refs only once the

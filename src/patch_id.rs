@@ -1,4 +1,4 @@
-//! Patch identifiers (SPEC 4.3): `^[0-9]+(-[a-z0-9]+)*$`, at most 64 characters,
+//! Patch identifiers (docs/patches.md): `^[0-9]+(-[a-z0-9]+)*$`, at most 64 characters,
 //! e.g. `42-add-users`. A patch `<id>` lives on branch `ho-patch/<id>` and in
 //! folder `Patches/<id>/`; the leading number is what gets reserved on origin.
 //!

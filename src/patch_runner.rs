@@ -1,4 +1,4 @@
-//! Running patches (SPEC 5.3): what a patch folder holds and in which order
+//! Running patches (docs/engine.md): what a patch folder holds and in which order
 //! it runs ([`steps`]), its SHA-256 ([`patch_sha256`]), and the rebuild step
 //! of `apply` and merge validation ([`run_patches`]).
 //!

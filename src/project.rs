@@ -98,7 +98,7 @@ impl Project {
         BranchRole::of(self.current_branch().as_deref())
     }
 
-    /// The clone's working database (SPEC 5.1 resolution).
+    /// The clone's working database (docs/connection.md resolution).
     pub fn database(
         &self,
         opts: &crate::db::database::DbOptions,

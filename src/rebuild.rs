@@ -1,4 +1,4 @@
-//! Rebuilding a database for a release in preparation (SPEC 4.3 apply, 4.4
+//! Rebuilding a database for a release in preparation (docs/releases.md: apply, validation
 //! steps 2–3): a fresh database from the production snapshot, then the
 //! release's staged patches in TOML order, then the current patch.
 
@@ -15,7 +15,7 @@ use crate::snapshot;
 use crate::version::Version;
 
 /// The patches to run for `current` (staged head, then `current` unless
-/// it is staged already), in TOML order (SPEC 4.4).
+/// it is staged already), in TOML order (docs/releases.md).
 pub fn patch_order(file: &PatchesFile, current: Option<&PatchId>) -> Result<Vec<PatchId>> {
     let mut ids = Vec::new();
     for id in file.staged() {

@@ -1,4 +1,4 @@
-//! Releases as a whole (SPEC 3, 4.2): which releases are in preparation
+//! Releases as a whole (docs/versions.md, 4.2): which releases are in preparation
 //! (the `ho-release/X.Y.Z` branches, on origin when there is one, each with
 //! its `X.Y.Z-patches.toml`), the production version, the sequential rule
 //! that decides what may be promoted, and the steps every promotion shares:
@@ -186,7 +186,7 @@ pub fn relative(project: &Project, path: &std::path::Path) -> String {
         .to_string()
 }
 
-/// Whether release `v` directly follows production `prod` (SPEC 3): the
+/// Whether release `v` directly follows production `prod` (docs/versions.md): the
 /// next patch, minor or major version of it.
 pub fn directly_follows(prod: &Version, v: &Version) -> bool {
     [Level::Patch, Level::Minor, Level::Major]
@@ -194,7 +194,7 @@ pub fn directly_follows(prod: &Version, v: &Version) -> bool {
         .any(|l| prod.next(*l) == *v)
 }
 
-/// The release `promote rc|prod` may promote (SPEC 3 sequential rule): the
+/// The release `promote rc|prod` may promote (the sequential rule of docs/versions.md): the
 /// smallest release in preparation (hotfixes aside), which must directly
 /// follow production, have no candidates, have staged patches and contain
 /// the current `ho-prod`. `current` is the current branch: promoting from

@@ -1,4 +1,4 @@
-//! Release files under `.hop/releases/` (SPEC section 2):
+//! Release files under `.hop/releases/` (docs/README.md):
 //!
 //! - `X.Y.Z-patches.toml`, a release in preparation ([`PatchesFile`]): a
 //!   `[patches]` table mapping patch ids to `"candidate"` or `"staged"`, in
@@ -6,7 +6,7 @@
 //! - `X.Y.Z-rcN.txt`, `X.Y.Z.txt`, `X.Y.Z-hotfixN.txt`, immutable snapshots
 //!   ([`read_snapshot`], [`write_snapshot`]): one patch id per line.
 //!
-//! **Invariant** (SPEC 4.4): the staged entries form the head of `[patches]`, in
+//! **Invariant** (docs/releases.md): the staged entries form the head of `[patches]`, in
 //! the order they were merged; candidates follow. [`PatchesFile::load`] refuses
 //! a file that breaks it, and every edit here keeps it.
 //!

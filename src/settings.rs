@@ -1,5 +1,5 @@
-//! Settings: the committed project file `.hop/config` (SPEC 6.1) and the
-//! per-clone git config `hop.*` (SPEC 6.2). Both are validated when read.
+//! Settings: the committed project file `.hop/config` (docs/settings.md) and the
+//! per-clone git config `hop.*` (docs/settings.md). Both are validated when read.
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,4 @@
-//! Validation (SPEC 4.4): in a temporary worktree and a temporary database,
+//! Validation (docs/releases.md): in a temporary worktree and a temporary database,
 //! so the user's work tree and working database are never touched: merge,
 //! fresh database from the production snapshot, patches in TOML order,
 //! regenerated code compared with the committed code, tests run against
@@ -264,7 +264,7 @@ pub fn touches_snapshot_loading(dir: &Path) -> bool {
     })
 }
 
-/// Steps 2–5 of SPEC 4.4 on a checked-out worktree.
+/// Steps 2–5 of the validation (docs/releases.md) on a checked-out worktree.
 pub fn validate_tree(
     project: &Project,
     working: &Database,

@@ -1,4 +1,4 @@
-//! Release versions (SPEC section 3): `X.Y.Z`, `X.Y.Z-rcN`, `X.Y.Z-hotfixN`,
+//! Release versions (docs/versions.md): `X.Y.Z`, `X.Y.Z-rcN`, `X.Y.Z-hotfixN`,
 //! their order, their tags (`vX.Y.Z…`) and how the next version is computed.
 //!
 //! The order is **not** semver's: release candidates of `X.Y.Z` sort before it,

@@ -1,4 +1,4 @@
-//! Code generation (SPEC section 7): the half_orm Python package and test
+//! Code generation (docs/codegen.md): the half_orm Python package and test
 //! skeletons of a project, generated from its live database.
 //!
 //! [`introspect`] reads the model of a database; [`generate`] turns it into

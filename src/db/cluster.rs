@@ -1,4 +1,4 @@
-//! The embedded PostgreSQL cluster: a private cluster of one clone (SPEC 5.1),
+//! The embedded PostgreSQL cluster: a private cluster of one clone (docs/connection.md),
 //! or a throwaway one for tests, run with the system's binaries.
 //!
 //! The server listens on a Unix socket only (never TCP), in a short directory

@@ -8,7 +8,7 @@
 //! `psql`/`pg_dump` processes ([`ConnParams::child_env`] after removing
 //! [`LIBPQ_ENV_VARS`]), so both see exactly the same server, and a password
 //! never reaches a command line or a message. [`resolve`] implements the
-//! order of SPEC 5.1.
+//! order of docs/connection.md.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -318,7 +318,7 @@ impl ConnParams {
 
     /// [`ConnParams::parse`], reading `PGSERVICEFILE`, `HOME` and
     /// `PGSYSCONFDIR` (for a `service=` key) through `env`. No other `PG*`
-    /// variable is merged in: a URL stands on its own (SPEC 5.1).
+    /// variable is merged in: a URL stands on its own (docs/connection.md).
     pub fn parse_with_env(
         url_or_conninfo: &str,
         env: &dyn Fn(&str) -> Option<String>,
@@ -1068,7 +1068,7 @@ fn find_io_error(e: &postgres::Error) -> Option<&std::io::Error> {
     None
 }
 
-/// Where the server settings came from (SPEC 5.1).
+/// Where the server settings came from (docs/connection.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     Flag,
@@ -1118,7 +1118,7 @@ pub struct Resolved {
     pub dbname: String,
 }
 
-/// SPEC 5.1: the server is the first of `--db-url`, `HOP_DATABASE_URL`, git
+/// docs/connection.md: the server is the first of `--db-url`, `HOP_DATABASE_URL`, git
 /// config `hop.database.url`, the libpq environment, else the embedded
 /// cluster. The database name is `--database`, else the URL's dbname, else
 /// `hop.database.name`, else `PGDATABASE` (libpq source only; a service's

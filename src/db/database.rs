@@ -1,5 +1,5 @@
 //! The database a command works on: which server (resolved in the order of
-//! SPEC 5.1, or the clone's embedded cluster) and which database name, with
+//! docs/connection.md, or the clone's embedded cluster) and which database name, with
 //! the few operations on the database as a whole (exists, create, drop).
 
 use std::path::Path;

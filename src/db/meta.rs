@@ -1,6 +1,6 @@
-//! The `half_orm_meta` schema (SPEC 5.2): which releases and patches a
+//! The `half_orm_meta` schema (docs/production.md): which releases and patches a
 //! database holds. Installed idempotently; the database's version is its
-//! greatest `hop_release` version in the order of SPEC 3.
+//! greatest `hop_release` version in the order of docs/versions.md.
 
 use crate::db::database::sql_error;
 use crate::error::{Error, Result};

@@ -1,4 +1,4 @@
-//! The production lock (SPEC 4.5): one session-level advisory lock per
+//! The production lock (docs/production.md): one session-level advisory lock per
 //! database, held by `upgrade` and `restore` for their whole run on a
 //! connection of their own. It is taken with `pg_try_advisory_lock`,
 //! polled, never with the blocking `pg_advisory_lock`: a waiting session

@@ -1,4 +1,4 @@
-//! Production upgrades (SPEC 4.5): which production versions a database
+//! Production upgrades (docs/production.md): which production versions a database
 //! lacks (the `vX.Y.Z` / `vX.Y.Z-hotfixN` tags on `ho-prod` newer than its
 //! `half_orm_meta` version, never rc tags), their patches as each version's
 //! tag has them (`.hop/releases/V.txt` and `Patches/<id>/` read from the

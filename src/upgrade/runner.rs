@@ -1,4 +1,4 @@
-//! Running an upgrade (SPEC 4.5, 5.3): every pending release, in order, in
+//! Running an upgrade (docs/production.md, docs/engine.md): every pending release, in order, in
 //! **one transaction** together with its `hop_release` / `hop_patch` rows,
 //! through one psql process driven by a script of `\i` lines (the
 //! conventions of [`crate::patch_runner`]: `\warn` markers on stderr tie
@@ -22,7 +22,7 @@
 //!   every later write fails (read-only), and the driver's check after each
 //!   file stops the run. Either way nothing half-done is committed.
 //!
-//! Steps outside a transaction (SPEC 5.3: a SQL file whose first line is
+//! Steps outside a transaction (docs/engine.md: a SQL file whose first line is
 //! `-- hop: no-transaction`, and `*.py` files) split the transaction at
 //! their place: what precedes them commits (through the gate) first. The
 //! release such a step belongs to is then *in progress*; its steps are

@@ -1,5 +1,5 @@
 //! `git hop-patch create <id>`: a new patch of the current release, its
-//! number reserved atomically on origin (SPEC 4.3).
+//! number reserved atomically on origin (docs/releases.md).
 
 use crate::error::{Error, Result};
 use crate::origin::{Origin, REMOTE, RefUpdate, patch_reservation};

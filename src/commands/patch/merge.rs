@@ -1,5 +1,5 @@
 //! `git hop-patch merge`: validates the patch with the release in a
-//! temporary worktree and database, then stages it (SPEC 4.3, 4.4).
+//! temporary worktree and database, then stages it (docs/releases.md).
 
 use crate::commands::db_args::DbArgs;
 use crate::error::{Error, Result};

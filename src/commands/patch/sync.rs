@@ -1,5 +1,5 @@
 //! `git hop-patch sync`: brings the release's latest state into the patch
-//! branch (SPEC 4.3).
+//! branch (docs/releases.md).
 
 use crate::error::Result;
 use crate::origin::{Origin, REMOTE, RefUpdate};

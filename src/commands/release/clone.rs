@@ -1,5 +1,5 @@
 //! `git hop-release clone`: a working copy of a project with its own
-//! database built from the current model snapshot (SPEC 4.1).
+//! database built from the current model snapshot (docs/releases.md).
 
 use std::path::{Path, PathBuf};
 

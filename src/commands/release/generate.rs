@@ -1,5 +1,5 @@
 //! `git hop-release generate`: regenerates the half_orm package and test
-//! skeletons from the working database (SPEC 7).
+//! skeletons from the working database (docs/codegen.md).
 
 use crate::commands::db_args::DbArgs;
 use crate::error::Result;

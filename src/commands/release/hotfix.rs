@@ -1,5 +1,5 @@
 //! `git hop-release hotfix`: reopens the current production version as a
-//! hotfix release (SPEC 4.2).
+//! hotfix release (docs/releases.md).
 //!
 //! The hotfix of production `X.Y.Z` (or `X.Y.Z-hotfixN`) lives on
 //! `ho-release/X.Y.Z` with `X.Y.Z-patches.toml` starting with `# HOTFIX`.

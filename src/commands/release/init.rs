@@ -1,5 +1,5 @@
 //! `git hop-release init`: a new project, on a new database or adopting an
-//! existing one as version 0.0.0 (SPEC 4.1).
+//! existing one as version 0.0.0 (docs/releases.md).
 
 use std::path::{Path, PathBuf};
 

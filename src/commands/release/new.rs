@@ -1,5 +1,5 @@
 //! `git hop-release new <patch|minor|major>`: opens the next release,
-//! reserved atomically on origin (SPEC 4.2).
+//! reserved atomically on origin (docs/releases.md).
 
 use crate::error::{Error, Result};
 use crate::origin::{Origin, REMOTE, RefUpdate, release_reservation};

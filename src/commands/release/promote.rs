@@ -1,4 +1,4 @@
-//! `git hop-release promote rc|prod|hotfix` (SPEC 4.2): the sequential
+//! `git hop-release promote rc|prod|hotfix` (docs/releases.md): the sequential
 //! rule, the same validation as a merge, one atomic push, local refs moved
 //! only once origin accepted it.
 

@@ -1,4 +1,4 @@
-//! `git hop-release restore <V>` (SPEC 4.5). In a development clone:
+//! `git hop-release restore <V>` (docs/production.md). In a development clone:
 //! rebuilds the working database at production version V from V's model
 //! snapshot, read at tag vV. In a production clone: restores the verified
 //! backup `upgrade` took before leaving V ([`crate::backup::restore`]),

@@ -1,5 +1,5 @@
 //! `git hop-release sync`: brings the current production (a hotfix, a
-//! smaller release) into a release in preparation, validated (SPEC 4.2).
+//! smaller release) into a release in preparation, validated (docs/releases.md).
 //!
 //! The merge is made in a temporary worktree; only when it conflicts is it
 //! made again in the user's work tree, left in progress for the user to

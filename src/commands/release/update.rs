@@ -1,5 +1,5 @@
 //! `git hop-release update`: fetches origin and lists the production
-//! versions the database lacks, in order, with their patches (SPEC 4.5).
+//! versions the database lacks, in order, with their patches (docs/production.md).
 //! Changes nothing (but the fetch).
 
 use serde::Serialize;

@@ -1,5 +1,5 @@
 //! `git hop-release upgrade`: brings a production database to the latest
-//! (or a chosen) production version (SPEC 4.5): fetch, refuse on schema
+//! (or a chosen) production version (docs/production.md): fetch, refuse on schema
 //! drift, take the production lock, back up and verify, run every pending
 //! release in one transaction ([`crate::upgrade::runner`]), then move the
 //! work tree to the version reached.
@@ -159,7 +159,7 @@ pub fn run(args: Args) -> Result<()> {
     let taken = backup::take(&db.params, &dir, &version, &tables)?;
     println!("backup: {} (verified)", taken.path.display());
 
-    // Python steps get the database as in SPEC 4.4 (a half_orm config for it).
+    // Python steps get the database as in docs/releases.md (a half_orm config for it).
     let has_python = releases.iter().any(|r| {
         r.patches.iter().any(|p| {
             p.steps
