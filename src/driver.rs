@@ -59,16 +59,38 @@ EXECUTE format('DROP ROUTINE IF EXISTS %s CASCADE', r.name); END LOOP; END $hop_
     out
 }
 
-/// Opens a guarded transaction (one round trip) and remembers its id.
-pub fn guarded_begin() -> String {
-    format!(
-        "BEGIN READ WRITE \\; SET default_transaction_read_only = on \\; INSERT INTO pg_temp.{GUARD} VALUES (1) \\; SELECT pg_current_xact_id() AS hop_xid \\gset"
-    )
+/// Opens a guarded transaction and remembers its id, in one round trip;
+/// with `reset`, the session reset of a patch's start runs in it first
+/// (see [`session_reset`]).
+pub fn guarded_begin(reset: Option<(&Settings, bool)>) -> Vec<String> {
+    let reset_sql = reset
+        .map(|(s, drop_temp)| format!("{} \\; ", reset_chain(s, drop_temp)))
+        .unwrap_or_default();
+    let mut out = vec![format!(
+        "BEGIN READ WRITE \\; {reset_sql}SET default_transaction_read_only = on \\; INSERT INTO pg_temp.{GUARD} VALUES (1) \\; SELECT pg_current_xact_id() AS hop_xid \\gset"
+    )];
+    if let Some((s, _)) = reset {
+        out.extend(s.client_check());
+    }
+    out
 }
 
 /// The driver's own commit of a guarded transaction.
 pub fn guarded_commit() -> String {
     "SET LOCAL hop.commit = 'on' \\; COMMIT;".into()
+}
+
+/// The driver's own `statements` (its metadata rows), then its commit, in
+/// one round trip, run as the session's own user with its own settings
+/// whatever a patch left set.
+pub fn commit_with(statements: &[String]) -> String {
+    let mut out = String::from("RESET ALL \\; SET SESSION AUTHORIZATION DEFAULT \\; RESET ROLE");
+    for s in statements {
+        out.push_str(" \\; ");
+        out.push_str(s.trim_end_matches(';'));
+    }
+    out.push_str(" \\; SET LOCAL hop.commit = 'on' \\; COMMIT;");
+    out
 }
 
 /// After a step: fails, after a `{tag} session` marker, when the step
@@ -114,12 +136,19 @@ impl Settings {
 
     fn lines(&self) -> Vec<String> {
         let mut out = vec![format!("{};", self.sets())];
-        if self.check_client {
-            out.push("\\if :hop_pg14".into());
-            out.push("SET client_connection_check_interval = '1s';".into());
-            out.push("\\endif".into());
-        }
+        out.extend(self.client_check());
         out
+    }
+
+    fn client_check(&self) -> Vec<String> {
+        if !self.check_client {
+            return Vec::new();
+        }
+        vec![
+            "\\if :hop_pg14".into(),
+            "SET client_connection_check_interval = '1s';".into(),
+            "\\endif".into(),
+        ]
     }
 }
 
@@ -137,23 +166,27 @@ impl Settings {
 /// (see [`crate::patch_dir::PatchDir::temp`]); rebuilds and upgrades follow
 /// the same rule.
 pub fn session_reset(settings: &Settings, in_transaction: bool, drop_temp: bool) -> Vec<String> {
+    let mut out = vec![format!(
+        "{} \\; SET default_transaction_read_only = {};",
+        reset_chain(settings, drop_temp),
+        if in_transaction { "on" } else { "off" }
+    )];
+    out.extend(settings.client_check());
+    out
+}
+
+/// The statements of [`session_reset`], chained for one round trip.
+fn reset_chain(settings: &Settings, drop_temp: bool) -> String {
     let temp = if drop_temp {
         format!(", pg_temp.{RESET}()")
     } else {
         String::new()
     };
-    let mut out = vec![format!(
+    format!(
         "RESET ALL \\; SET SESSION AUTHORIZATION DEFAULT \\; RESET ROLE \\; DEALLOCATE ALL \\; CLOSE ALL \\; UNLISTEN * \\; \
-SELECT pg_advisory_unlock_all(){temp} \\; {} \\; SET default_transaction_read_only = {};",
-        settings.sets(),
-        if in_transaction { "on" } else { "off" }
-    )];
-    if settings.check_client {
-        out.push("\\if :hop_pg14".into());
-        out.push("SET client_connection_check_interval = '1s';".into());
-        out.push("\\endif".into());
-    }
-    out
+SELECT pg_advisory_unlock_all(){temp} \\; {}",
+        settings.sets()
+    )
 }
 
 /// `12 ms`.

@@ -285,7 +285,9 @@ fn new_script(tag: &str) -> Script {
 
 impl Script {
     fn begin(&mut self, p: usize) {
-        self.push(driver::guarded_begin(), Role::Begin(p));
+        for l in driver::guarded_begin(None) {
+            self.push(l, Role::Begin(p));
+        }
     }
 
     fn commit(&mut self, p: usize) {
@@ -333,9 +335,9 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
     let settings = driver::Settings::default();
     for (p, patch) in planned.iter().enumerate() {
         script.marker(Marker::Begin(p));
-        script.begin(p);
+        // The patch's transaction, the session reset first (one round trip).
         let drop_temp = p > 0 && planned[p - 1].temp;
-        for l in driver::session_reset(&settings, true, drop_temp) {
+        for l in driver::guarded_begin(Some((&settings, drop_temp))) {
             script.push(l, Role::Begin(p));
         }
         let mut in_tx = true;
@@ -393,20 +395,17 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
             script.begin(p);
         }
         script.marker(Marker::Meta(p));
-        // git-hop's own row, whatever role or path the patch left set.
-        for l in driver::session_reset(&settings, true, false) {
-            script.push(l, Role::Meta(p));
-        }
+        // git-hop's own row, whatever role or setting the patch left set,
+        // and the commit: one round trip.
         script.push(
-            format!(
-                "INSERT INTO half_orm_meta.hop_patch (patch_id, release, sha256) VALUES ({}, {}, {});",
+            driver::commit_with(&[format!(
+                "INSERT INTO half_orm_meta.hop_patch (patch_id, release, sha256) VALUES ({}, {}, {})",
                 quote_literal(&patch.id),
                 quote_literal(&release.to_string()),
                 quote_literal(&patch.sha256)
-            ),
+            )]),
             Role::Meta(p),
         );
-        script.commit(p);
         script.marker(Marker::End(p));
     }
     script.marker(Marker::Done);
@@ -528,7 +527,10 @@ impl Tracker<'_> {
                 Some((file, line)) if *file == driver_str => match script.role(*line) {
                     Some(Role::Commit(_)) => format!("committing its transaction: {}", e.text),
                     Some(Role::Meta(_)) => {
-                        format!("recording it in half_orm_meta.hop_patch: {}", e.text)
+                        format!(
+                            "recording it in half_orm_meta.hop_patch and committing (deferred constraints are checked then): {}",
+                            e.text
+                        )
                     }
                     Some(Role::Begin(_)) => format!("opening its transaction: {}", e.text),
                     _ => e.text.clone(),
@@ -1166,7 +1168,7 @@ mod tests {
         let e = res.unwrap_err();
         assert!(
             e.message.starts_with(
-                "patch 3-empty failed: recording it in half_orm_meta.hop_patch: ERROR: duplicate key value violates unique constraint \"hop_patch_pkey\" (DETAIL: Key (patch_id, release)=(3-empty, 0.2.0-rc1) already exists.)"
+                "patch 3-empty failed: recording it in half_orm_meta.hop_patch and committing (deferred constraints are checked then): ERROR: duplicate key value violates unique constraint \"hop_patch_pkey\" (DETAIL: Key (patch_id, release)=(3-empty, 0.2.0-rc1) already exists.)"
             ),
             "{e:?}"
         );

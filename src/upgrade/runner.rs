@@ -433,7 +433,11 @@ fn build(
     let mut previous: Option<(usize, usize)> = None;
     for item in items(releases, resume) {
         match item {
-            Item::Begin => b.line(&driver::guarded_begin()),
+            Item::Begin => {
+                for l in driver::guarded_begin(None) {
+                    b.line(&l);
+                }
+            }
             Item::Commit { .. } => {
                 b.marker(Marker::Gate);
                 b.line(&format!("\\prompt hop_gate_{}", b.token));
