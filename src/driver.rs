@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::db::conn::ConnParams;
 use crate::db::psql::with_connection_env;
+pub use crate::patch_dir::SessionUse;
 
 /// The name of the guard's temporary function and table.
 pub const GUARD: &str = "hop_guard";
@@ -62,9 +63,9 @@ EXECUTE format('DROP ROUTINE IF EXISTS %s CASCADE', r.name); END LOOP; END $hop_
 /// Opens a guarded transaction and remembers its id, in one round trip;
 /// with `reset`, the session reset of a patch's start runs in it first
 /// (see [`session_reset`]).
-pub fn guarded_begin(reset: Option<(&Settings, bool)>) -> Vec<String> {
+pub fn guarded_begin(reset: Option<(&Settings, SessionUse)>) -> Vec<String> {
     let reset_sql = reset
-        .map(|(s, drop_temp)| format!("{} \\; ", reset_chain(s, drop_temp)))
+        .map(|(s, used)| format!("{} \\; ", reset_chain(s, used)))
         .unwrap_or_default();
     let mut out = vec![format!(
         "BEGIN READ WRITE \\; {reset_sql}SET default_transaction_read_only = on \\; INSERT INTO pg_temp.{GUARD} VALUES (1) \\; SELECT pg_current_xact_id() AS hop_xid \\gset"
@@ -81,10 +82,13 @@ pub fn guarded_commit() -> String {
 }
 
 /// The driver's own `statements` (its metadata rows), then its commit, in
-/// one round trip, run as the session's own user with its own settings
-/// whatever a patch left set.
-pub fn commit_with(statements: &[String]) -> String {
-    let mut out = String::from("RESET ALL \\; SET SESSION AUTHORIZATION DEFAULT \\; RESET ROLE");
+/// one round trip, with the session's own settings and, when the patch
+/// may have changed it (`used`), its own user, whatever the patch left set.
+pub fn commit_with(statements: &[String], used: SessionUse) -> String {
+    let mut out = String::from("RESET ALL");
+    if used.role {
+        out.push_str(" \\; SET SESSION AUTHORIZATION DEFAULT \\; RESET ROLE");
+    }
     for s in statements {
         out.push_str(" \\; ");
         out.push_str(s.trim_end_matches(';'));
@@ -154,21 +158,18 @@ impl Settings {
 
 /// Puts the session back to the state every patch starts from, in a
 /// rebuild and in an upgrade alike (docs/engine.md): settings (`SET`,
-/// `search_path`…), role and session authorization, prepared statements,
-/// cursors, listeners, advisory locks, temporary objects (but the
-/// driver's), then the driver's settings. One round trip (plus the
-/// client-check setting). Runs inside a guarded transaction
-/// (`in_transaction`: the default stays read-only) or in a no-transaction
-/// stretch (the default becomes writable).
-///
-/// Looking for temporary objects scans the catalogs (about a millisecond):
-/// `drop_temp` asks for it, after a patch whose text may have created some
-/// (see [`crate::patch_dir::PatchDir::temp`]); rebuilds and upgrades follow
-/// the same rule.
-pub fn session_reset(settings: &Settings, in_transaction: bool, drop_temp: bool) -> Vec<String> {
+/// `search_path`…) always; and what the previous patch may have changed
+/// (`used`, from its text: see [`SessionUse`]): role and session
+/// authorization, prepared statements, cursors, listeners, advisory locks,
+/// temporary objects (but the driver's); then the driver's settings. One
+/// round trip (plus the client-check setting). Runs inside a guarded
+/// transaction (`in_transaction`: the default stays read-only) or in a
+/// no-transaction stretch (the default becomes writable). Rebuilds and
+/// upgrades follow the same rule, so they never disagree.
+pub fn session_reset(settings: &Settings, in_transaction: bool, used: SessionUse) -> Vec<String> {
     let mut out = vec![format!(
         "{} \\; SET default_transaction_read_only = {};",
-        reset_chain(settings, drop_temp),
+        reset_chain(settings, used),
         if in_transaction { "on" } else { "off" }
     )];
     out.extend(settings.client_check());
@@ -176,17 +177,30 @@ pub fn session_reset(settings: &Settings, in_transaction: bool, drop_temp: bool)
 }
 
 /// The statements of [`session_reset`], chained for one round trip.
-fn reset_chain(settings: &Settings, drop_temp: bool) -> String {
-    let temp = if drop_temp {
-        format!(", pg_temp.{RESET}()")
-    } else {
-        String::new()
-    };
-    format!(
-        "RESET ALL \\; SET SESSION AUTHORIZATION DEFAULT \\; RESET ROLE \\; DEALLOCATE ALL \\; CLOSE ALL \\; UNLISTEN * \\; \
-SELECT pg_advisory_unlock_all(){temp} \\; {}",
-        settings.sets()
-    )
+fn reset_chain(settings: &Settings, used: SessionUse) -> String {
+    let mut out = String::from("RESET ALL");
+    if used.role {
+        out.push_str(" \\; SET SESSION AUTHORIZATION DEFAULT \\; RESET ROLE");
+    }
+    if used.prepare {
+        out.push_str(" \\; DEALLOCATE ALL");
+    }
+    if used.cursor {
+        out.push_str(" \\; CLOSE ALL");
+    }
+    if used.listen {
+        out.push_str(" \\; UNLISTEN *");
+    }
+    if used.advisory {
+        out.push_str(" \\; SELECT pg_advisory_unlock_all()");
+    }
+    if used.temp {
+        // Looking for temporary objects scans the catalogs (a millisecond).
+        out.push_str(&format!(" \\; SELECT pg_temp.{RESET}()"));
+    }
+    out.push_str(" \\; ");
+    out.push_str(&settings.sets());
+    out
 }
 
 /// `12 ms`.

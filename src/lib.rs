@@ -31,3 +31,14 @@ pub mod validation;
 pub mod version;
 
 pub use error::{Error, Result};
+
+// The test harness (tests/common/pg.rs) names the library `hop`, as the
+// integration tests and benches do.
+#[cfg(test)]
+extern crate self as hop;
+
+/// The one throwaway-PostgreSQL harness, shared with the integration tests
+/// and the benchmarks.
+#[cfg(test)]
+#[path = "../tests/common/pg.rs"]
+pub(crate) mod test_pg;

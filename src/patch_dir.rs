@@ -208,22 +208,77 @@ fn normalize(raw: &[u8]) -> Vec<u8> {
 pub struct PatchDir {
     pub steps: Vec<Step>,
     pub sha256: String,
-    /// Whether its SQL may create temporary objects (the word `temp`, in
-    /// any case, anywhere in a file, strings included): only then does the
-    /// next patch's session reset look for them (docs/engine.md).
+    /// What of the session its SQL may change beyond settings: the next
+    /// patch's session reset undoes only that (docs/engine.md).
+    pub session: SessionUse,
+}
+
+/// What of a psql session a patch's SQL may change beyond its settings
+/// (which every reset undoes), read from the words of its text in any
+/// case, strings included (so `EXECUTE 'CREATE TEMP …'` counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionUse {
+    /// Temporary objects (`temp`).
     pub temp: bool,
+    /// The role or session authorization (`role`, `authorization`).
+    pub role: bool,
+    /// Prepared statements (`prepare`).
+    pub prepare: bool,
+    /// Cursors `WITH HOLD` (`cursor`, `declare`).
+    pub cursor: bool,
+    /// Notifications (`listen`).
+    pub listen: bool,
+    /// Session-level advisory locks (`advisory`).
+    pub advisory: bool,
+}
+
+impl SessionUse {
+    pub fn of(text: &str) -> SessionUse {
+        let t = text.to_ascii_lowercase();
+        SessionUse {
+            temp: t.contains("temp"),
+            role: t.contains("role") || t.contains("authorization"),
+            prepare: t.contains("prepare"),
+            cursor: t.contains("cursor") || t.contains("declare"),
+            listen: t.contains("listen"),
+            advisory: t.contains("advisory"),
+        }
+    }
+
+    pub fn union(self, o: SessionUse) -> SessionUse {
+        SessionUse {
+            temp: self.temp || o.temp,
+            role: self.role || o.role,
+            prepare: self.prepare || o.prepare,
+            cursor: self.cursor || o.cursor,
+            listen: self.listen || o.listen,
+            advisory: self.advisory || o.advisory,
+        }
+    }
+
+    /// Everything (a session whose history is not known).
+    pub fn all() -> SessionUse {
+        SessionUse {
+            temp: true,
+            role: true,
+            prepare: true,
+            cursor: true,
+            listen: true,
+            advisory: true,
+        }
+    }
 }
 
 /// Reads patch folder `dir` and checks every file (see [`steps`] and
 /// [`scan`]); errors show paths relative to `shown_root`.
 pub fn check(dir: &Path, shown_root: &Path) -> Result<PatchDir> {
     let steps = steps(dir)?;
-    let mut temp = false;
+    let mut session = SessionUse::default();
     for step in &steps {
         if let StepKind::Sql { no_transaction } = step.kind {
             let raw = fs::read(&step.path).map_err(|e| Error::io("cannot read", &step.path, e))?;
             let text = String::from_utf8_lossy(&normalize(&raw)).into_owned();
-            temp = temp || text.to_ascii_lowercase().contains("temp");
+            session = session.union(SessionUse::of(&text));
             if let Some(f) = scan(&text, dir, no_transaction) {
                 let shown = step
                     .path
@@ -243,7 +298,7 @@ pub fn check(dir: &Path, shown_root: &Path) -> Result<PatchDir> {
     Ok(PatchDir {
         steps,
         sha256,
-        temp,
+        session,
     })
 }
 

@@ -108,7 +108,7 @@ pub fn run_patches(
             id: p.id.to_string(),
             steps: checked.steps,
             sha256: checked.sha256,
-            temp: checked.temp,
+            session: checked.session,
         });
     }
     let tag = format!(
@@ -169,7 +169,7 @@ struct Planned {
     id: String,
     steps: Vec<Step>,
     sha256: String,
-    temp: bool,
+    session: patch_dir::SessionUse,
 }
 
 /// A part of a run: a psql process with its driver, or one Python step.
@@ -336,8 +336,12 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
     for (p, patch) in planned.iter().enumerate() {
         script.marker(Marker::Begin(p));
         // The patch's transaction, the session reset first (one round trip).
-        let drop_temp = p > 0 && planned[p - 1].temp;
-        for l in driver::guarded_begin(Some((&settings, drop_temp))) {
+        let used = if p > 0 {
+            planned[p - 1].session
+        } else {
+            patch_dir::SessionUse::default()
+        };
+        for l in driver::guarded_begin(Some((&settings, used))) {
             script.push(l, Role::Begin(p));
         }
         let mut in_tx = true;
@@ -398,12 +402,15 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
         // git-hop's own row, whatever role or setting the patch left set,
         // and the commit: one round trip.
         script.push(
-            driver::commit_with(&[format!(
-                "INSERT INTO half_orm_meta.hop_patch (patch_id, release, sha256) VALUES ({}, {}, {})",
-                quote_literal(&patch.id),
-                quote_literal(&release.to_string()),
-                quote_literal(&patch.sha256)
-            )]),
+            driver::commit_with(
+                &[format!(
+                    "INSERT INTO half_orm_meta.hop_patch (patch_id, release, sha256) VALUES ({}, {}, {})",
+                    quote_literal(&patch.id),
+                    quote_literal(&release.to_string()),
+                    quote_literal(&patch.sha256)
+                )],
+                patch.session,
+            ),
             Role::Meta(p),
         );
         script.marker(Marker::End(p));
@@ -706,59 +713,21 @@ fn run_python(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::cluster::{Cluster, ClusterOptions};
     use crate::db::{conn, meta};
     use crate::patch_dir::{patch_sha256, steps};
-    use std::sync::{Arc, Mutex, Weak};
-
-    // ---- a real PostgreSQL, shared by the tests that run at the same time
-
-    struct Server {
-        cluster: Cluster,
-        _dir: tempfile::TempDir,
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            if let Err(e) = self.cluster.destroy() {
-                eprintln!("cleanup: {}", e.render());
-            }
-        }
-    }
-
-    static SERVER: Mutex<Weak<Server>> = Mutex::new(Weak::new());
-
-    /// The running test cluster; destroyed when the last test using it ends.
-    fn server() -> Arc<Server> {
-        let mut slot = SERVER.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = slot.upgrade() {
-            return s;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let opts = ClusterOptions {
-            fast: true,
-            ..Default::default()
-        };
-        let cluster = Cluster::at(dir.path(), opts).unwrap();
-        let server = Arc::new(Server { cluster, _dir: dir });
-        server.cluster.ensure_started().unwrap();
-        *slot = Arc::downgrade(&server);
-        server
-    }
 
     /// A fresh database holding the half_orm_meta schema.
     struct Db {
         params: ConnParams,
-        _server: Arc<Server>,
     }
 
     impl Db {
         fn new(name: &str) -> Db {
-            let server = server();
+            let server = crate::test_pg::server();
             let base = ConnParams {
-                host: Some(server.cluster.socket_dir().display().to_string()),
-                port: Some(server.cluster.port()),
-                user: Some(server.cluster.superuser().to_string()),
+                host: Some(server.socket_dir.display().to_string()),
+                port: Some(server.port),
+                user: Some(server.superuser.clone()),
                 ..Default::default()
             };
             let mut c = conn::connect(&base.with_dbname("postgres")).unwrap();
@@ -767,10 +736,7 @@ mod tests {
             c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
             let params = base.with_dbname(name);
             meta::install(&mut conn::connect(&params).unwrap()).unwrap();
-            Db {
-                params,
-                _server: server,
-            }
+            Db { params }
         }
 
         fn client(&self) -> postgres::Client {

@@ -11,80 +11,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use hop::db::cluster::{Cluster, ClusterOptions};
+#[path = "../../tests/common/pg.rs"]
+mod pg;
 
-/// A cluster in a temporary folder, destroyed when dropped.
+/// The bench process's throwaway cluster (tests/common/pg.rs: stopped and
+/// removed when the process ends).
 pub struct Server {
-    pub cluster: Cluster,
-    _base: tempfile::TempDir,
+    srv: &'static pg::TestServer,
 }
 
 impl Server {
     pub fn start() -> Server {
-        let base = tempfile::Builder::new()
-            .prefix("hop-bench-pg-")
-            .tempdir_in("/tmp")
-            .expect("temporary folder in /tmp");
-        let cluster = Cluster::at(
-            base.path(),
-            ClusterOptions {
-                fast: true,
-                extra_hba: Vec::new(),
-            },
-        )
-        .unwrap_or_else(|e| panic!("{}", e.render()));
-        let server = Server {
-            cluster,
-            _base: base,
-        };
-        server
-            .cluster
-            .ensure_started()
-            .unwrap_or_else(|e| panic!("{}", e.render()));
-        server
+        Server { srv: pg::server() }
     }
 
     /// `postgresql://postgres@/<db>?host=<socket folder>`.
     pub fn url(&self, db: &str) -> String {
-        format!(
-            "postgresql://{}@/{}?host={}",
-            self.cluster.superuser(),
-            percent_encode(db),
-            percent_encode(&self.cluster.socket_dir().to_string_lossy())
-        )
+        self.srv.url(db)
     }
 
     /// The connection variables of database `db` for a child process.
     pub fn pg_env(&self, db: &str) -> Vec<(String, String)> {
         vec![
-            (
-                "PGHOST".into(),
-                self.cluster.socket_dir().display().to_string(),
-            ),
-            ("PGUSER".into(), self.cluster.superuser().to_string()),
+            ("PGHOST".into(), self.srv.socket_dir.display().to_string()),
+            ("PGPORT".into(), self.srv.port.to_string()),
+            ("PGUSER".into(), self.srv.superuser.clone()),
             ("PGDATABASE".into(), db.to_string()),
         ]
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Err(e) = self.cluster.destroy() {
-            eprintln!("cannot remove the benchmark cluster: {}", e.render());
-        }
-    }
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// The folder of the freshly built binaries.

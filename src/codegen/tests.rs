@@ -13,58 +13,44 @@ use super::*;
 
 // ---------------------------------------------------------------- PostgreSQL
 
-/// A throwaway cluster listening only on a Unix socket (the project's own
-/// cluster code: as root it runs as an unprivileged user).
+/// Databases on the shared test cluster (tests/common/pg.rs).
 struct Pg {
-    _dir: tempfile::TempDir,
-    cluster: crate::db::cluster::Cluster,
+    server: &'static crate::test_pg::TestServer,
 }
 
 impl Pg {
     fn start() -> Pg {
-        let dir = tempfile::Builder::new()
-            .prefix("hopcg")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let opts = crate::db::cluster::ClusterOptions {
-            fast: true,
-            ..Default::default()
-        };
-        let cluster = crate::db::cluster::Cluster::at(dir.path(), opts).unwrap();
-        cluster.ensure_started().unwrap();
-        Pg { _dir: dir, cluster }
+        Pg {
+            server: crate::test_pg::server(),
+        }
     }
 
     fn client(&self, db: &str) -> postgres::Client {
         postgres::Config::new()
-            .host_path(self.cluster.socket_dir())
-            .port(self.cluster.port())
-            .user(self.cluster.superuser())
+            .host_path(&self.server.socket_dir)
+            .port(self.server.port)
+            .user(&self.server.superuser)
             .dbname(db)
             .connect(postgres::NoTls)
             .unwrap()
     }
 
-    fn create_db(&self, db: &str) -> postgres::Client {
-        self.client("postgres")
-            .batch_execute(&format!("CREATE DATABASE {db}"))
-            .unwrap();
-        self.client(db)
+    /// A new database (its name made unique in this test run from
+    /// `prefix`); returns the name and a client.
+    fn create_db(&self, prefix: &str) -> (String, postgres::Client) {
+        let db = crate::test_pg::unique_db_name(prefix);
+        self.server.create_db(&db);
+        let client = self.client(&db);
+        (db, client)
     }
 
     fn params(&self, db: &str) -> HalformParams {
         HalformParams {
             dbname: db.to_string(),
-            host: Some(self.cluster.socket_dir().display().to_string()),
-            port: Some(self.cluster.port()),
-            user: Some(self.cluster.superuser().to_string()),
+            host: Some(self.server.socket_dir.display().to_string()),
+            port: Some(self.server.port),
+            user: Some(self.server.superuser.clone()),
         }
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let _ = self.cluster.destroy();
     }
 }
 
@@ -414,7 +400,7 @@ CREATE TABLE public.measure_2024 PARTITION OF public.measure
 #[test]
 fn introspection_reads_relations_columns_and_keys() {
     let pg = Pg::start();
-    let mut client = pg.create_db("shop");
+    let (_, mut client) = pg.create_db("shop");
     client.batch_execute(SCHEMA).unwrap();
     let model = introspect(&mut client).unwrap();
     let names: Vec<(&str, &str, RelationKind)> = model
@@ -507,7 +493,7 @@ fn introspection_reads_relations_columns_and_keys() {
 #[test]
 fn introspection_takes_a_fixed_number_of_queries() {
     let pg = Pg::start();
-    let mut client = pg.create_db("many");
+    let (_, mut client) = pg.create_db("many");
     client
         .batch_execute("CREATE TABLE t0 (id serial PRIMARY KEY)")
         .unwrap();
@@ -557,13 +543,13 @@ const CREATE: &str = r#"
 #[test]
 fn half_orm_uses_the_generated_package_and_user_code_survives() {
     let pg = Pg::start();
-    let mut client = pg.create_db("shop");
+    let (shop_db, mut client) = pg.create_db("shop");
     client.batch_execute(SCHEMA).unwrap();
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("tree");
     let conf = work.path().join("conf");
     std::fs::create_dir_all(&root).unwrap();
-    write_halform_config(&conf, "shop", &pg.params("shop")).unwrap();
+    write_halform_config(&conf, "shop", &pg.params(&shop_db)).unwrap();
     let py = venv_python();
 
     // 1. Generate: modules, inits, skeletons; all compile.

@@ -185,7 +185,7 @@ pub fn extract(project: &Project, pending: &[Pending], dest: &Path) -> Result<Ve
                 .map_err(|e| e.context(format!("patch {id} of {}", p.tag)))?;
             patches.push(PatchRun {
                 id: id.to_string(),
-                temp: checked.temp,
+                session: checked.session,
                 dir,
                 sha256: checked.sha256,
                 steps: checked.steps,
@@ -371,7 +371,7 @@ mod tests {
             commit: "c".into(),
             patches: vec![PatchRun {
                 id: "2-b".into(),
-                temp: false,
+                session: Default::default(),
                 dir: "/x".into(),
                 sha256: "abc".into(),
                 steps: vec![],

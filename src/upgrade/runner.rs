@@ -67,8 +67,8 @@ at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (release, patch_id, file));";
 #[derive(Debug, Clone)]
 pub struct PatchRun {
     pub id: String,
-    /// Its SQL may create temporary objects (`patch_dir::PatchDir::temp`).
-    pub temp: bool,
+    /// What of the session its SQL may change (`patch_dir::SessionUse`).
+    pub session: crate::patch_dir::SessionUse,
     pub dir: PathBuf,
     pub sha256: String,
     pub steps: Vec<Step>,
@@ -454,9 +454,11 @@ fn build(
             Item::PatchStart(r, p) => {
                 b.marker(Marker::Patch(r, p));
                 // Every patch starts from the same session (docs/engine.md).
-                let drop_temp = previous.is_some_and(|(pr, pp)| releases[pr].patches[pp].temp);
+                let used = previous
+                    .map(|(pr, pp): (usize, usize)| releases[pr].patches[pp].session)
+                    .unwrap_or_default();
                 previous = Some((r, p));
-                for l in driver::session_reset(&b.settings, true, drop_temp) {
+                for l in driver::session_reset(&b.settings, true, used) {
                     b.line(&l);
                 }
             }
@@ -502,7 +504,13 @@ fn build(
                 let rel = &releases[r];
                 b.marker(Marker::Record(r));
                 // git-hop's own rows, whatever role or path a patch left set.
-                for l in driver::session_reset(&b.settings, true, false) {
+                let used = rel
+                    .patches
+                    .iter()
+                    .fold(crate::patch_dir::SessionUse::default(), |u, p| {
+                        u.union(p.session)
+                    });
+                for l in driver::session_reset(&b.settings, true, used) {
                     b.line(&l);
                 }
                 let v = &rel.version;
@@ -1099,7 +1107,7 @@ mod tests {
                 .into_iter()
                 .map(|(id, steps)| PatchRun {
                     id: id.into(),
-                    temp: false,
+                    session: Default::default(),
                     dir: PathBuf::from("/x"),
                     sha256: "s".into(),
                     steps,

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+#[path = "../../common/pg.rs"]
 pub mod pg;
 #[path = "../../common/venv.rs"]
 pub mod venv;

@@ -1,4 +1,6 @@
-//! The integration tests' one PostgreSQL cluster per test process.
+//! The one throwaway-PostgreSQL harness of the project: one cluster per
+//! test or bench process, shared by the unit tests (the library includes
+//! this file under `cfg(test)`), the integration tests and the benchmarks.
 //!
 //! [`server`] starts it lazily in a temporary folder under /tmp (fast
 //! settings, socket only) with a role `pwuser` (password `secret-pw`,
