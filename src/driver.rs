@@ -4,11 +4,13 @@
 //! before every patch, the check that the session never changed, and the
 //! reading of psql's errors. Each runner keeps its own transaction plan.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::db::conn::ConnParams;
 use crate::db::psql::with_connection_env;
+use crate::error::{Error, Result};
 pub use crate::patch_dir::SessionUse;
 
 /// The name of the guard's temporary function and table.
@@ -201,6 +203,104 @@ fn reset_chain(settings: &Settings, used: SessionUse) -> String {
     out.push_str(" \\; ");
     out.push_str(&settings.sets());
     out
+}
+
+/// Follows a driver while psql runs it: each line of psql's stderr
+/// (markers and server messages) as it arrives.
+pub trait Follow {
+    /// One line, without its newline; `true` when the driver now waits at
+    /// its commit gate (`\\prompt`) for the runner's go.
+    fn line(&mut self, line: &str, now: Instant) -> bool;
+    /// Whether psql reached the end of its driver (its last marker).
+    fn finished(&self) -> bool;
+}
+
+/// Runs `driver` in one psql process (see [`driver_psql`]) and feeds its
+/// stderr to `follow` as a stream. psql's stdin is a pipe only this process
+/// writes: the commit gate gets its line there, and if this process dies
+/// the pipe closes, a waiting `\\prompt` fails and psql stops with its
+/// transaction open, which the server rolls back; psql also dies with this
+/// process (Linux). Returns `None` when psql reached the end of its driver,
+/// else how it ended (for the runner's error).
+pub fn run(
+    psql: &Path,
+    params: &ConnParams,
+    root: &Path,
+    driver: &Path,
+    appname: &str,
+    follow: &mut dyn Follow,
+) -> Result<Option<String>> {
+    let (gate_reader, mut gate_writer) =
+        std::io::pipe().map_err(|e| Error::new(format!("cannot create a pipe: {e}")))?;
+    let expr = driver_psql(psql, params, root, driver, appname).stdin_file(gate_reader);
+    let reader = die_with_parent(expr)
+        .reader()
+        .map_err(|e| Error::new(format!("could not run {}: {e}", psql.display())))?;
+    let mut lines = BufReader::new(&reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match lines.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {
+                let now = Instant::now();
+                let text = String::from_utf8_lossy(&buf);
+                if follow.line(text.trim_end_matches(['\n', '\r']), now) {
+                    // psql waits on \\prompt: let it commit.
+                    let _ = gate_writer.write_all(b"commit\n");
+                    let _ = gate_writer.flush();
+                }
+            }
+            Err(e) => {
+                let _ = reader.kill();
+                return Err(Error::new(format!("cannot read psql's output: {e}")));
+            }
+        }
+    }
+    drop(gate_writer);
+    let status = match reader.try_wait() {
+        Ok(Some(out)) => out.status,
+        Ok(None) => return Err(Error::new("psql closed its output but did not exit")),
+        Err(e) => return Err(Error::new(format!("cannot wait for psql: {e}"))),
+    };
+    if status.success() && follow.finished() {
+        return Ok(None);
+    }
+    Ok(Some(if status.success() {
+        "stopped before the end of its script".to_string()
+    } else {
+        describe_status(&status)
+    }))
+}
+
+/// How a Python step ended.
+pub struct PythonRun {
+    pub status: std::process::ExitStatus,
+    /// stdout and stderr, interleaved.
+    pub output: String,
+    pub took: Duration,
+}
+
+/// Runs a Python step (`python3 FILE` from `root`, with `env` as its
+/// connection and half_orm variables); dies with this process.
+pub fn run_python(
+    file: &Path,
+    root: &Path,
+    env: Vec<(String, String)>,
+) -> std::io::Result<PythonRun> {
+    let expr = with_connection_env(duct::cmd("python3", [file]), env)
+        .dir(root)
+        .stdin_null()
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked();
+    let since = Instant::now();
+    let out = die_with_parent(expr).run()?;
+    Ok(PythonRun {
+        status: out.status,
+        output: String::from_utf8_lossy(&out.stdout).into_owned(),
+        took: since.elapsed(),
+    })
 }
 
 /// `12 ms`.

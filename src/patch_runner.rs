@@ -34,15 +34,14 @@
 
 use std::collections::VecDeque;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::db::conn::ConnParams;
 use crate::db::database::quote_literal;
 use crate::db::pgbin;
-use crate::db::psql::with_connection_env;
-use crate::driver::{self, describe_status, driver_psql, find_error, ms};
+use crate::driver::{self, describe_status, find_error, ms};
 use crate::error::{Error, Result};
 use crate::patch_dir::{self, Step, StepKind};
 use crate::patch_id::PatchId;
@@ -607,47 +606,25 @@ fn run_psql(
     script: &Script,
     tracker: &mut Tracker,
 ) -> Result<()> {
-    let expr = driver_psql(psql, params, root, driver, "git-hop").stdin_null();
     #[cfg(test)]
     PSQL_SPAWNS.with(|c| c.set(c.get() + 1));
-    let reader = expr
-        .reader()
-        .map_err(|e| Error::new(format!("could not run {}: {e}", psql.display())))?;
     tracker.done_seen = false;
     tracker.last = None;
-    let mut lines = BufReader::new(&reader);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match lines.read_until(b'\n', &mut buf) {
-            Ok(0) => break,
-            Ok(_) => {
-                let now = Instant::now();
-                let text = String::from_utf8_lossy(&buf);
-                tracker.line(text.trim_end_matches(['\n', '\r']), now);
-            }
-            Err(e) => {
-                let _ = reader.kill();
-                return Err(Error::new(format!("cannot read psql's output: {e}")));
-            }
-        }
+    match driver::run(psql, params, root, driver, "git-hop", tracker)? {
+        None => Ok(()),
+        Some(status) => Err(tracker.psql_failure(&status, driver, script)),
     }
-    let status = match reader.try_wait() {
-        Ok(Some(out)) => out.status,
-        Ok(None) => {
-            return Err(Error::new("psql closed its output but did not exit"));
-        }
-        Err(e) => return Err(Error::new(format!("cannot wait for psql: {e}"))),
-    };
-    if status.success() && tracker.done_seen {
-        return Ok(());
+}
+
+impl driver::Follow for Tracker<'_> {
+    fn line(&mut self, line: &str, now: Instant) -> bool {
+        Tracker::line(self, line, now);
+        false
     }
-    let status = if status.success() {
-        "stopped before the end of its script".to_string()
-    } else {
-        describe_status(&status)
-    };
-    Err(tracker.psql_failure(&status, driver, script))
+
+    fn finished(&self) -> bool {
+        self.done_seen
+    }
 }
 
 fn run_python(
@@ -663,22 +640,15 @@ fn run_python(
     let file = tracker.shown(&step.path);
     let mut env = params.child_env();
     env.extend(extra_env.iter().cloned());
-    let expr = with_connection_env(duct::cmd("python3", [&file]), env.clone())
-        .dir(root)
-        .stdin_null()
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked();
-    let since = Instant::now();
-    let out = expr.run().map_err(|e| {
+    let out = driver::run_python(Path::new(&file), root, env).map_err(|e| {
         Error::new(format!(
             "patch {} failed: cannot run python3 for {file}: {e}",
             patch.id
         ))
         .hint("install Python 3 so that python3 is on PATH")
     })?;
-    let took = since.elapsed();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let took = out.took;
+    let text = out.output;
     if out.status.success() {
         tracker.step_line(p, s, took);
         for line in text.lines() {

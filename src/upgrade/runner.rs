@@ -38,7 +38,7 @@
 //! CONCURRENTLY IF NOT EXISTS`).
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,8 +48,7 @@ use crate::db::conn::ConnParams;
 use crate::db::database::{quote_literal, sql_error};
 use crate::db::pgbin;
 use crate::db::psql::quote_path;
-use crate::db::psql::with_connection_env;
-use crate::driver::{self, describe_status, die_with_parent, find_error, ms};
+use crate::driver::{self, describe_status, find_error, ms};
 use crate::error::{Error, Result};
 use crate::patch_dir::{Step, StepKind};
 use crate::version::Version;
@@ -930,52 +929,22 @@ fn run_psql(
     driver: &Path,
     t: &mut Tracker,
 ) -> Result<()> {
-    // The gate's pipe: only this process holds its write end (close-on-exec).
-    let (gate_reader, mut gate_writer) =
-        std::io::pipe().map_err(|e| Error::new(format!("cannot create a pipe: {e}")))?;
-    let expr =
-        driver::driver_psql(psql, params, root, driver, "git-hop upgrade").stdin_file(gate_reader);
-    let reader = die_with_parent(expr)
-        .reader()
-        .map_err(|e| Error::new(format!("could not run {}: {e}", psql.display())))?;
     t.done_seen = false;
     t.last = None;
-    let mut lines = BufReader::new(&reader);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match lines.read_until(b'\n', &mut buf) {
-            Ok(0) => break,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                let m = t.line(text.trim_end_matches(['\n', '\r']), Instant::now());
-                if m == Some(Marker::Gate) {
-                    // psql waits on \prompt: let it commit.
-                    let _ = gate_writer.write_all(b"commit\n");
-                    let _ = gate_writer.flush();
-                }
-            }
-            Err(e) => {
-                let _ = reader.kill();
-                return Err(Error::new(format!("cannot read psql's output: {e}")));
-            }
-        }
+    match driver::run(psql, params, root, driver, "git-hop upgrade", t)? {
+        None => Ok(()),
+        Some(status) => Err(t.failure(&status, driver)),
     }
-    drop(gate_writer);
-    let status = match reader.try_wait() {
-        Ok(Some(out)) => out.status,
-        Ok(None) => return Err(Error::new("psql closed its output but did not exit")),
-        Err(e) => return Err(Error::new(format!("cannot wait for psql: {e}"))),
-    };
-    if status.success() && t.done_seen {
-        return Ok(());
+}
+
+impl driver::Follow for Tracker<'_> {
+    fn line(&mut self, line: &str, now: Instant) -> bool {
+        Tracker::line(self, line, now) == Some(Marker::Gate)
     }
-    let status = if status.success() {
-        "stopped before the end of its script".to_string()
-    } else {
-        describe_status(&status)
-    };
-    Err(t.failure(&status, driver))
+
+    fn finished(&self) -> bool {
+        self.done_seen
+    }
 }
 
 fn record_step(
@@ -1035,16 +1004,7 @@ fn run_python(
     let step = &patch.steps[s];
     let file = t.shown(&step.path);
     record_step(client, rel, p, s, "running", None)?;
-    let expr = with_connection_env(duct::cmd("python3", [&step.path]), env.to_vec())
-        .dir(root)
-        .stdin_null()
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked();
-    let since = Instant::now();
-    let result = die_with_parent(expr).run();
-    let took = since.elapsed();
-    let out = match result {
+    let out = match driver::run_python(&step.path, root, env.to_vec()) {
         Ok(out) => out,
         Err(e) => {
             let msg = format!("cannot run python3 for {file}: {e}");
@@ -1056,8 +1016,8 @@ fn run_python(
             .hint("install Python 3 so that python3 is on PATH"));
         }
     };
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    t.step_line(r, p, s, took);
+    let text = out.output;
+    t.step_line(r, p, s, out.took);
     for line in text.lines() {
         t.progress(format!("      {line}"));
     }
