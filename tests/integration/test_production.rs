@@ -34,6 +34,9 @@ const IDX: &str = "-- hop: no-transaction\n\
 DROP INDEX CONCURRENTLY IF EXISTS users_name_uq;\n\
 CREATE UNIQUE INDEX CONCURRENTLY users_name_uq ON users (name);\n";
 
+const AFTER_IDX: &str = "CREATE TABLE after_idx (id int);\n\
+SELECT pg_sleep(coalesce(nullif(current_setting('hop_test.sleep', true), ''), '0')::float8);\n";
+
 /// The shared project (never dropped: the test cluster goes with the process).
 fn project() -> &'static Project {
     static P: OnceLock<Project> = OnceLock::new();
@@ -81,7 +84,7 @@ fn project() -> &'static Project {
             &[
                 ("01.sql", "CREATE TABLE big (id int);\n"),
                 ("02_idx.sql", IDX),
-                ("03.sql", "CREATE TABLE after_idx (id int);\n"),
+                ("03.sql", AFTER_IDX),
             ],
         );
         env.release(dir, &["promote", "prod"]).ok();
@@ -437,6 +440,59 @@ fn a_cancelled_upgrade_is_called_an_interruption() {
     );
     assert_eq!(releases(db), "0.0.0,0.1.0,0.1.0-hotfix1");
     sql(db, &format!("ALTER DATABASE \"{db}\" RESET hop_test.sleep"));
+}
+
+/// kill -9 in the middle of a split upgrade (after its first commit):
+/// `status` says an upgrade is interrupted and how to resume it, and the
+/// rerun resumes.
+#[test]
+fn status_shows_a_split_upgrade_killed_half_way() {
+    let p = project();
+    let env = &p.env;
+    let prod = prod_at("0.2.0");
+    let (dir, db) = (prod.dir.as_str(), prod.db.as_str());
+    sql(
+        db,
+        &format!("ALTER DATABASE \"{db}\" SET hop_test.sleep = '30'"),
+    );
+    let bin = bin_dir().join("git-hop-release");
+    let mut child = env
+        .cmd(bin.to_str().unwrap(), dir)
+        .arg("upgrade")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_sleep(db);
+    child.kill().unwrap(); // SIGKILL, in 03.sql: 01.sql and 02_idx.sql are committed
+    child.wait().unwrap();
+    sql(db, &format!("ALTER DATABASE \"{db}\" RESET hop_test.sleep"));
+    let started = Instant::now();
+    while sql(
+        db,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+    ) != "0"
+    {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(version(db), "0.2.0");
+    env.release(dir, &["status"])
+        .ok()
+        .stdout_has("upgrade:     interrupted in release 0.3.0")
+        .stdout_has("done 4-idx 02_idx.sql")
+        .stdout_has("resume it: git hop-release upgrade");
+    env.release(dir, &["upgrade"])
+        .ok()
+        .stdout_has("resuming the interrupted upgrade of release 0.3.0")
+        .stdout_has("upgraded from 0.2.0 to 0.3.0");
+    assert_eq!(
+        sql(
+            db,
+            "SELECT to_regclass('half_orm_meta.hop_upgrade_step') IS NULL"
+        ),
+        "t"
+    );
 }
 
 fn wait_for_sleep(db: &str) {
