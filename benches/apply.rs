@@ -8,7 +8,7 @@
 //! - `git hop-patch apply`, end to end as a user runs it (drop and create
 //!   the database, load the snapshot, one psql process for the patches,
 //!   regenerate the code);
-//! - git-hop's runner alone (`patch_runner::run_patches`: one psql process,
+//! - git-hop's runner alone (`rebuild::runner::run_patches`: one psql process,
 //!   each patch in a transaction with its `hop_patch` row);
 //! - one psql process with a plain driver of `\i` lines (no metadata);
 //! - one psql process per patch (a driver of its files each);
@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use hop::db::conn::ConnParams;
 use hop::patch_id::PatchId;
-use hop::patch_runner::{self, PatchToRun, RunOptions};
+use hop::rebuild::runner::{self as patch_runner, PatchToRun, RunOptions};
 use hop::version::Version;
 use support::{Env, Server, row, time, write};
 

@@ -1,5 +1,5 @@
 //! The parts of the psql driver engine (docs/engine.md) that rebuilds
-//! (`patch_runner`) and upgrades (`upgrade::runner`) share: the psql
+//! (`rebuild::runner`) and upgrades (`upgrade::runner`) share: the psql
 //! process and its environment, the transaction guard, the session reset
 //! before every patch, the check that the session never changed, and the
 //! reading of psql's errors. Each runner keeps its own transaction plan.

@@ -16,7 +16,6 @@ pub mod man;
 pub mod origin;
 pub mod patch_dir;
 pub mod patch_id;
-pub mod patch_runner;
 pub mod preconditions;
 pub mod project;
 pub mod rebuild;

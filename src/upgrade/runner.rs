@@ -1,7 +1,7 @@
 //! Running an upgrade (docs/production.md, docs/engine.md): every pending release, in order, in
 //! **one transaction** together with its `hop_release` / `hop_patch` rows,
 //! through one psql process driven by a script of `\i` lines (the
-//! conventions of [`crate::patch_runner`]: `\warn` markers on stderr tie
+//! conventions of [`crate::rebuild::runner`]: `\warn` markers on stderr tie
 //! progress and errors to release, patch and file).
 //!
 //! What keeps the transaction whole:

@@ -2,7 +2,7 @@
 //! direct pushes to the refs git-hop owns, warns about a patch's
 //! uncommitted files and, with hop.prePushTests, validates the patch.
 
-use crate::support::{Project, TestEnv, pg};
+use crate::support::{Project, TestEnv, pg, write};
 
 #[test]
 fn hooks_install_uninstall_keep_user_code_and_guard_protected_refs() {
@@ -65,13 +65,6 @@ fn hooks_install_uninstall_keep_user_code_and_guard_protected_refs() {
     pg::server().drop_db(&pkg);
 }
 
-/// Writes a file under the clone `dir`.
-fn write(env: &TestEnv, dir: &str, rel: &str, text: &str) {
-    let p = env.path(dir).join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
 /// Temporary databases of the project whose working database is `db`.
 fn temp_databases(db: &str) -> String {
     pg::server().psql(
@@ -99,11 +92,7 @@ fn pre_push_of_a_patch_warns_about_uncommitted_files_and_validates_when_asked() 
     env.patch(dir, &["create", "1-a"]).ok();
     write(env, dir, "Patches/1-a/01.sql", "CREATE TABLE a (id int);\n");
     // The project's tests need a column the patch does not create yet.
-    let cfg = env.path(dir).join(".hop/config");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("command = \"pytest\"", "command = \"sh tests/check.sh\"");
-    std::fs::write(cfg, text).unwrap();
+    crate::support::set_tests_command(env, dir, "sh tests/check.sh");
     write(
         env,
         dir,

@@ -2,22 +2,11 @@
 //! and database), sync, two developers, and failures that must leave
 //! nothing behind.
 
-use crate::support::{Project, TestEnv, pg};
-
-/// Writes a file under the clone `dir`.
-fn write(env: &TestEnv, dir: &str, rel: &str, text: &str) {
-    let p = env.path(dir).join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
+use crate::support::{Project, TestEnv, pg, write};
 
 /// Makes the project's test command a shell script checking the database.
 fn use_test_script(env: &TestEnv, dir: &str, script: &str) {
-    let cfg = env.path(dir).join(".hop/config");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("command = \"pytest\"", "command = \"sh tests/check.sh\"");
-    std::fs::write(cfg, text).unwrap();
+    crate::support::set_tests_command(env, dir, "sh tests/check.sh");
     write(env, dir, "tests/check.sh", script);
 }
 

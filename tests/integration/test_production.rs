@@ -6,13 +6,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::support::{Project, TestEnv, bin_dir, pg};
-
-fn write(env: &TestEnv, dir: &str, rel: &str, text: &str) {
-    let p = env.path(dir).join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
+use crate::support::{Project, TestEnv, bin_dir, pg, write};
 
 /// On a release branch: creates patch `id` with `files`, applies, commits, merges.
 fn patch(env: &TestEnv, dir: &str, id: &str, files: &[(&str, &str)]) {
@@ -43,14 +37,7 @@ fn project() -> &'static Project {
     P.get_or_init(|| {
         let p = Project::new();
         let (env, dir) = (&p.env, p.name.as_str());
-        let cfg = env.path(dir).join(".hop/config");
-        let text = std::fs::read_to_string(&cfg)
-            .unwrap()
-            .replace("command = \"pytest\"", "command = \"true\"");
-        std::fs::write(cfg, text).unwrap();
-        env.git(dir, &["commit", "-qam", "tests: true"]).ok();
-        env.git(dir, &["push", "-q", "--no-verify", "origin", "ho-prod"])
-            .ok();
+        p.publish_tests_command("true");
         env.release(dir, &["new", "minor"]).ok();
         patch(
             env,
@@ -721,14 +708,7 @@ fn restore_in_production_brings_the_backup_back_only_when_confirmed() {
 fn a_patch_that_ends_the_transaction_itself_cannot_commit_half_an_upgrade() {
     let p = Project::new();
     let (env, dir) = (&p.env, p.name.as_str());
-    let cfg = env.path(dir).join(".hop/config");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("command = \"pytest\"", "command = \"true\"");
-    std::fs::write(cfg, text).unwrap();
-    env.git(dir, &["commit", "-qam", "tests: true"]).ok();
-    env.git(dir, &["push", "-q", "--no-verify", "origin", "ho-prod"])
-        .ok();
+    p.publish_tests_command("true");
     env.release(dir, &["new", "minor"]).ok();
     // Transaction control that no scan can see (built at run time) and
     // that only production runs: the upgrade's guard must catch it.
@@ -876,14 +856,7 @@ fn session_state_never_leaks_into_the_next_patch_or_release() {
     );
     let p = Project::new();
     let (env, dir) = (&p.env, p.name.as_str());
-    let cfg = env.path(dir).join(".hop/config");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("command = \"pytest\"", "command = \"true\"");
-    std::fs::write(cfg, text).unwrap();
-    env.git(dir, &["commit", "-qam", "tests: true"]).ok();
-    env.git(dir, &["push", "-q", "--no-verify", "origin", "ho-prod"])
-        .ok();
+    p.publish_tests_command("true");
     let seen = |table: &str| {
         format!(
             "CREATE TABLE {table} AS SELECT current_user::text AS who, current_setting('search_path') AS path, \

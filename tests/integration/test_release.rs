@@ -2,13 +2,7 @@
 //! refusals, reproducible model snapshots, and failures that leave nothing
 //! behind.
 
-use crate::support::{Project, TestEnv, pg};
-
-fn write(env: &TestEnv, dir: &str, rel: &str, text: &str) {
-    let p = env.path(dir).join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
+use crate::support::{Project, TestEnv, pg, write};
 
 fn read(env: &TestEnv, dir: &str, rel: &str) -> String {
     std::fs::read_to_string(env.path(dir).join(rel)).unwrap()
@@ -19,11 +13,7 @@ fn read(env: &TestEnv, dir: &str, rel: &str) -> String {
 const CHECK: &str = "[ ! -e \"$HOME/fail\" ] || { echo 'test_release FAILED' >&2; exit 1; }\npsql -X -v ON_ERROR_STOP=1 -Atc 'SELECT 1' >/dev/null\n";
 
 fn use_test_script(env: &TestEnv, dir: &str) {
-    let cfg = env.path(dir).join(".hop/config");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("command = \"pytest\"", "command = \"sh tests/check.sh\"");
-    std::fs::write(cfg, text).unwrap();
+    crate::support::set_tests_command(env, dir, "sh tests/check.sh");
     write(env, dir, "tests/check.sh", CHECK);
 }
 

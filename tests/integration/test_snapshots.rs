@@ -61,13 +61,9 @@ INSERT INTO app.readings (x) VALUES ('low');
 
 const FIX: &str = "ALTER FUNCTION app.level_of(text) SET search_path = app;\n";
 
-fn use_check(env: &TestEnv, dir: &str) {
-    let cfg = env.path(dir).join(".hop/config");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("command = \"pytest\"", "command = \"sh tests/check.sh\"");
-    std::fs::write(cfg, text).unwrap();
-    write(env, dir, "tests/check.sh", CHECK);
+fn use_check(p: &Project) {
+    write(&p.env, &p.name, "tests/check.sh", CHECK);
+    p.publish_tests_command("sh tests/check.sh");
 }
 
 /// Creates patch `id` with `files`, applies and commits it.
@@ -133,11 +129,7 @@ fn snapshots_reload_what_production_holds_through_every_command() {
         ),
         pg::PW_USER
     );
-    use_check(env, dir);
-    env.git(dir, &["add", "-A"]).ok();
-    env.git(dir, &["commit", "-qm", "tests"]).ok();
-    env.git(dir, &["push", "-q", "--no-verify", "origin", "ho-prod"])
-        .ok();
+    use_check(&p);
 
     // 0.1.0: the defects. merge proves the snapshot (the patch has triggers).
     env.release(dir, &["new", "minor"]).ok();
@@ -235,11 +227,7 @@ fn snapshots_reload_what_production_holds_through_every_command() {
 fn promote_refuses_a_snapshot_that_does_not_reload_and_status_reports_a_tagged_one() {
     let p = Project::new();
     let (env, dir) = (&p.env, p.name.as_str());
-    use_check(env, dir);
-    env.git(dir, &["add", "-A"]).ok();
-    env.git(dir, &["commit", "-qm", "tests"]).ok();
-    env.git(dir, &["push", "-q", "--no-verify", "origin", "ho-prod"])
-        .ok();
+    use_check(&p);
     env.release(dir, &["new", "minor"]).ok();
     patch(
         env,

@@ -216,6 +216,27 @@ pub fn write(env: &TestEnv, dir: &str, rel: &str, text: &str) {
     std::fs::write(p, text).unwrap();
 }
 
+/// Sets the project's `[tests] command` in the clone `dir` (uncommitted).
+pub fn set_tests_command(env: &TestEnv, dir: &str, command: &str) {
+    let cfg = env.path(dir).join(".hop/config");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("command = \"pytest\"", &format!("command = \"{command}\""));
+    std::fs::write(cfg, text).unwrap();
+}
+
+impl Project {
+    /// Sets `[tests] command`, commits it on ho-prod and publishes it.
+    pub fn publish_tests_command(&self, command: &str) {
+        let (env, dir) = (&self.env, self.name.as_str());
+        set_tests_command(env, dir, command);
+        env.git(dir, &["add", "-A"]).ok();
+        env.git(dir, &["commit", "-qm", "tests command"]).ok();
+        env.git(dir, &["push", "-q", "--no-verify", "origin", "ho-prod"])
+            .ok();
+    }
+}
+
 /// The snapshot file `kind`-`v`.sql of the clone `dir`.
 pub fn model(env: &TestEnv, dir: &str, kind: &str, v: &str) -> String {
     std::fs::read_to_string(env.path(dir).join(format!(".hop/model/{kind}-{v}.sql"))).unwrap()

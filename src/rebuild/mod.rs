@@ -1,6 +1,10 @@
-//! Rebuilding a database for a release in preparation (docs/releases.md: apply, validation
-//! steps 2–3): a fresh database from the production snapshot, then the
-//! release's staged patches in TOML order, then the current patch.
+//! Rebuilding a database for a release in preparation (docs/releases.md:
+//! apply, validation steps 2–3): the plan (a fresh database from the
+//! production snapshot, then the release's staged patches in TOML order,
+//! then the current patch) here, its run in [`runner`], beside
+//! `upgrade/{mod,runner}.rs` in the same shape (docs/engine.md).
+
+pub mod runner;
 
 use std::io::Write;
 use std::path::Path;
@@ -9,10 +13,10 @@ use crate::db::database::Database;
 use crate::error::{Error, Result};
 use crate::patch_dir;
 use crate::patch_id::PatchId;
-use crate::patch_runner::{self, PatchToRun, RunOptions, RunReport};
 use crate::release_file::PatchesFile;
 use crate::snapshot;
 use crate::version::Version;
+use runner::{PatchToRun, RunOptions, RunReport};
 
 /// The patches to run for `current` (staged head, then `current` unless
 /// it is staged already), in TOML order (docs/releases.md).
@@ -71,7 +75,7 @@ pub fn rebuild(
         db.name(),
         started.elapsed().as_millis()
     );
-    patch_runner::run_patches(
+    runner::run_patches(
         &db.params,
         release,
         &to_run,

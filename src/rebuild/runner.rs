@@ -1,21 +1,21 @@
-//! Running patches (docs/engine.md): what a patch folder holds and in which order
-//! it runs ([`steps`]), its SHA-256 ([`patch_sha256`]), and the rebuild step
-//! of `apply` and merge validation ([`run_patches`]).
+//! Running a rebuild's patches (docs/engine.md): the step of `apply` and of
+//! every validation that runs the release's patches ([`run_patches`]) into a
+//! database holding the production snapshot. Patch folders are read and
+//! checked by [`crate::patch_dir`]; the psql process, the transaction guard,
+//! the session reset and error reading are [`crate::driver`]'s, shared with
+//! the upgrade's runner. This module holds the rebuild's own plan: one
+//! guarded transaction per patch with its `half_orm_meta.hop_patch` row.
 //!
-//! How a run works: one `psql -X -q -w -v ON_ERROR_STOP=1 -f DRIVER` process
-//! (connection through `PG*` variables only) executes a generated driver
-//! script of `\i` lines. Each patch runs in one transaction (`BEGIN` …
-//! `COMMIT`) together with its `half_orm_meta.hop_patch` row. A SQL file whose
-//! first line is `-- hop: no-transaction` runs on its own: the transaction
-//! is committed before it and a new one opened after it.
+//! How a run works: one psql process executes a generated driver script of
+//! `\i` lines. A SQL file whose first line is `-- hop: no-transaction` runs
+//! on its own: the transaction is committed before it and a new one opened
+//! after it.
 //!
 //! Python steps (`*.py`) run after the patch's SQL, from Rust, as
 //! `python3 FILE` in the work tree root: psql 15's `\!` ignores the exit
-//! status of its command (`\! exit 3`, a killed shell, even "command not
-//! found" all let the script go on; PostgreSQL 16 only added the
-//! `SHELL_EXIT_CODE` variable), so psql cannot stop on a failed step. The
-//! driver is therefore split at Python steps: what precedes them commits, the
-//! psql process ends, Python runs, and a new psql process continues. A run
+//! status of its command, so psql cannot stop on a failed step. The driver
+//! is therefore split at Python steps: what precedes them commits, the psql
+//! process ends, Python runs, and a new psql process continues. A run
 //! without Python steps uses exactly one psql process.
 //!
 //! Progress and timings: the driver writes a marker line with psql's `\warn`
@@ -24,13 +24,8 @@
 //! marker when it arrives, so a file's time is the interval between its
 //! marker and the next one. Server messages arrive on the same stream, after
 //! the marker of the step that caused them, which is how an error is tied to
-//! its patch and file (psql itself gives `file:line`). psql's stdout (the
-//! results of a patch's queries) is discarded. psql needs version 13 or
-//! later (`\warn`).
-//!
-//! Upgrades (all pending releases in one transaction) use the same driver
-//! conventions in [`crate::upgrade::runner`], which shares this module's
-//! helpers (quoting, error lines, status).
+//! its patch and file (psql itself gives `file:line`). psql needs version 13
+//! or later (`\warn`, `pg_current_xact_id`).
 
 use std::collections::VecDeque;
 use std::fs;
