@@ -303,6 +303,19 @@ pub fn run_python(
     })
 }
 
+/// A word no patch file holds by chance: the process id and the time, for
+/// the markers of a driver (and the name of its commit gate's variable).
+pub fn nonce() -> String {
+    format!(
+        "{:x}x{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
+}
+
 /// `12 ms`.
 pub(crate) fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())

@@ -105,14 +105,7 @@ pub fn run_patches(
             session: checked.session,
         });
     }
-    let tag = format!(
-        "@@hop-{:x}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    );
+    let tag = format!("@@hop-{}", driver::nonce());
     let segments = plan_segments(release, &planned, &tag)?;
     let psql = pgbin::client_tool("psql")?;
     let tmp = tempfile::Builder::new()

@@ -695,14 +695,7 @@ pub fn run(
     opts: Options,
 ) -> Result<Report> {
     let started = Instant::now();
-    let nonce = format!(
-        "{:x}{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    );
+    let nonce = driver::nonce();
     let tag = format!("@@hop-upgrade-{nonce}");
     let segments = build(releases, resume, &tag, &nonce, Some(opts.lock_timeout))?;
     let psql = pgbin::client_tool("psql")?;

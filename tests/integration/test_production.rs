@@ -351,20 +351,8 @@ fn kill_9_during_a_patch_leaves_the_start_version_and_a_rerun_succeeds() {
     let env = &p.env;
     let prod = prod_at("0.1.0-hotfix1");
     let (dir, db) = (prod.dir.as_str(), prod.db.as_str());
-    sql(
-        db,
-        &format!("ALTER DATABASE \"{db}\" SET hop_test.sleep = '30'"),
-    );
     let dump = pg::server().dump_schema(db);
-    let bin = bin_dir().join("git-hop-release");
-    let mut child = env
-        .cmd(bin.to_str().unwrap(), dir)
-        .args(["upgrade", "--to-release", "0.2.0"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_sleep(db);
+    let mut child = sleeping_upgrade(env, dir, db, &["--to-release", "0.2.0"]);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     // The upgrade's session goes away soon and nothing was committed.
@@ -397,19 +385,7 @@ fn a_cancelled_upgrade_is_called_an_interruption() {
     let env = &p.env;
     let prod = prod_at("0.1.0-hotfix1");
     let (dir, db) = (prod.dir.as_str(), prod.db.as_str());
-    sql(
-        db,
-        &format!("ALTER DATABASE \"{db}\" SET hop_test.sleep = '30'"),
-    );
-    let bin = bin_dir().join("git-hop-release");
-    let child = env
-        .cmd(bin.to_str().unwrap(), dir)
-        .args(["upgrade", "--to-release", "0.2.0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for_sleep(db);
+    let child = sleeping_upgrade(env, dir, db, &["--to-release", "0.2.0"]);
     sql(
         db,
         "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()",
@@ -438,19 +414,7 @@ fn status_shows_a_split_upgrade_killed_half_way() {
     let env = &p.env;
     let prod = prod_at("0.2.0");
     let (dir, db) = (prod.dir.as_str(), prod.db.as_str());
-    sql(
-        db,
-        &format!("ALTER DATABASE \"{db}\" SET hop_test.sleep = '30'"),
-    );
-    let bin = bin_dir().join("git-hop-release");
-    let mut child = env
-        .cmd(bin.to_str().unwrap(), dir)
-        .arg("upgrade")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_sleep(db);
+    let mut child = sleeping_upgrade(env, dir, db, &[]);
     child.kill().unwrap(); // SIGKILL, in 03.sql: 01.sql and 02_idx.sql are committed
     child.wait().unwrap();
     sql(db, &format!("ALTER DATABASE \"{db}\" RESET hop_test.sleep"));
@@ -480,6 +444,28 @@ fn status_shows_a_split_upgrade_killed_half_way() {
         ),
         "t"
     );
+}
+
+/// `git hop-release upgrade ARGS` in the production clone `dir` started
+/// with `hop_test.sleep` set on its database `db`, once it sleeps in a
+/// patch (the patches of the shared project read that setting); its output
+/// is piped.
+fn sleeping_upgrade(env: &TestEnv, dir: &str, db: &str, args: &[&str]) -> std::process::Child {
+    sql(
+        db,
+        &format!("ALTER DATABASE \"{db}\" SET hop_test.sleep = '30'"),
+    );
+    let bin = bin_dir().join("git-hop-release");
+    let child = env
+        .cmd(bin.to_str().unwrap(), dir)
+        .arg("upgrade")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_sleep(db);
+    child
 }
 
 fn wait_for_sleep(db: &str) {
