@@ -401,6 +401,11 @@ impl ConnParams {
         if self.dbname.is_none() {
             self.dbname = self.user.clone();
         }
+        // As libpq: the conninfo's or URL's own password, else PGPASSWORD,
+        // else the password file (docs/connection.md).
+        if self.password.is_none() {
+            self.password = env("PGPASSWORD").filter(|p| !p.is_empty());
+        }
         if self.password.is_none()
             && let (Some(host), Some(port), Some(user)) = (&self.host, self.port, &self.user)
         {
@@ -1764,6 +1769,19 @@ mod tests {
         i.db_url_flag = Some("postgres://u@h/db");
         let r = resolve(&i).unwrap();
         assert_eq!(r.params.unwrap().password.as_deref(), Some("filepw"));
+        // PGPASSWORD before the password file, for a URL without one
+        // (--db-url, HOP_DATABASE_URL or hop.database.url alike).
+        let env2 = env_of(&[
+            ("PGPASSFILE", pass.to_str().unwrap()),
+            ("PGPASSWORD", "envpw"),
+        ]);
+        let mut i2 = input(&env2);
+        i2.git_url = Some("postgres://u@h/db");
+        let r = resolve(&i2).unwrap();
+        assert_eq!(r.params.unwrap().password.as_deref(), Some("envpw"));
+        i2.git_url = Some("postgres://u:urlpw@h/db");
+        let r = resolve(&i2).unwrap();
+        assert_eq!(r.params.unwrap().password.as_deref(), Some("urlpw"));
 
         i.db_url_flag = Some("postgres://u:hunter2@h/db?nope=1");
         let e = resolve(&i).unwrap_err();

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod test_connection;
 mod test_embedded;
 mod test_errors;
 mod test_hooks;
