@@ -14,6 +14,7 @@ pub mod git;
 pub mod hooks;
 pub mod man;
 pub mod origin;
+pub mod owner;
 pub mod patch_dir;
 pub mod patch_id;
 pub mod preconditions;

@@ -65,7 +65,8 @@ fn prune_stale(project: &Project, tmp: &Path) {
         else {
             continue;
         };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        // A zombie not yet reaped is gone too.
+        if !crate::owner::process_alive(pid, None) {
             let p = e.path().display().to_string();
             let _ = project.git.run(&["worktree", "remove", "--force", &p]);
             let _ = std::fs::remove_dir_all(e.path());

@@ -22,6 +22,9 @@ pub struct Database {
     pub params: ConnParams,
     /// The embedded cluster, when that is the server.
     pub cluster: Option<Cluster>,
+    /// A comment [`Database::create`] puts on the database (the owner of a
+    /// temporary one: see `db::temp`).
+    pub note: Option<String>,
 }
 
 fn process_env(key: &str) -> Option<String> {
@@ -53,6 +56,7 @@ impl Database {
                 source: resolved.source,
                 params: params.with_dbname(&resolved.dbname),
                 cluster: None,
+                note: None,
             }),
             None => {
                 let cluster = Cluster::for_clone(git_common_dir)?;
@@ -67,6 +71,7 @@ impl Database {
                     source: Source::Embedded,
                     params,
                     cluster: Some(cluster),
+                    note: None,
                 })
             }
         }
@@ -139,7 +144,16 @@ impl Database {
     pub fn create(&self) -> Result<()> {
         let mut c = self.connect_maintenance()?;
         c.batch_execute(&format!("CREATE DATABASE {}", quote_ident(self.name())))
-            .map_err(|e| sql_error(&format!("cannot create database {}", self.name()), e))
+            .map_err(|e| sql_error(&format!("cannot create database {}", self.name()), e))?;
+        if let Some(note) = &self.note {
+            c.batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS {}",
+                quote_ident(self.name()),
+                quote_literal(note)
+            ))
+            .map_err(|e| sql_error(&format!("cannot mark database {}", self.name()), e))?;
+        }
+        Ok(())
     }
 
     /// Drops the database, ending leftover sessions of ours.

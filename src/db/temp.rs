@@ -1,54 +1,81 @@
 //! Temporary databases (validation, snapshot proofs) on the working
-//! database's server: named after the working database, the purpose and the
-//! process, dropped when dropped, and dropped by a later run when their
-//! process is gone (a killed run).
+//! database's server, which other clones, hosts and CI jobs may share
+//! (docs/safety.md): named after the working database and the purpose with
+//! a random part (never longer than PostgreSQL's 63 bytes, so two never
+//! collide after truncation), marked with a comment naming their owner
+//! (host, pid, process start time: [`crate::owner`]), dropped when dropped,
+//! and dropped by a later run of the same host once their process is gone.
 
-use std::path::Path;
+use crate::db::database::{Database, quote_ident};
+use crate::owner::{self, Owner};
 
-use crate::db::database::Database;
+/// What a temporary database's comment starts with.
+pub const COMMENT: &str = "git-hop temporary database:";
+
+/// PostgreSQL's longest identifier, in bytes.
+const NAME_MAX: usize = 63;
 
 /// A temporary database on the working database's server, dropped when
-/// dropped.
+/// dropped. It is created by its user ([`Database::create`] writes the
+/// owner's comment).
 pub struct TempDatabase {
     pub db: Database,
 }
 
 impl TempDatabase {
     pub fn new(working: &Database, purpose: &str) -> TempDatabase {
-        let prefix: String = working.name().chars().take(30).collect();
-        let prefix = format!("{prefix}_hop_{purpose}_");
-        drop_stale(working, &prefix);
-        let base = format!("{prefix}{}", std::process::id());
+        drop_stale(working);
         let db = Database {
             source: working.source,
-            params: working.params.with_dbname(&base),
+            params: working.params.with_dbname(&name(working.name(), purpose)),
             cluster: working.cluster.clone(),
+            note: Some(format!("{COMMENT} {purpose} {}", Owner::me())),
         };
         TempDatabase { db }
     }
 }
 
-/// Temporary databases left by a killed run (their process is gone).
-fn drop_stale(working: &Database, prefix: &str) {
+/// `<working>_hop_<purpose>_<random>`, the working database's name cut (on
+/// a character boundary) so that the whole fits in 63 bytes.
+fn name(working: &str, purpose: &str) -> String {
+    let tail = format!("_hop_{purpose}_{}", owner::random_hex());
+    let room = NAME_MAX.saturating_sub(tail.len());
+    let mut head = String::new();
+    for c in working.chars() {
+        if head.len() + c.len_utf8() > room {
+            break;
+        }
+        head.push(c);
+    }
+    format!("{head}{tail}")
+}
+
+/// Temporary databases left by killed runs of this host (their process is
+/// gone, a zombie, or its pid now names another process). Another host's
+/// are never touched, whatever their pid.
+fn drop_stale(working: &Database) {
     let Ok(mut client) = working.connect_maintenance() else {
         return;
     };
     let Ok(rows) = client.query(
-        "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
-        &[&prefix],
+        "SELECT d.datname, shobj_description(d.oid, 'pg_database') FROM pg_database d \
+         WHERE starts_with(shobj_description(d.oid, 'pg_database'), $1)",
+        &[&COMMENT],
     ) else {
         return;
     };
     for row in rows {
         let name: String = row.get(0);
-        let alive = name[prefix.len()..]
-            .parse::<u32>()
-            .map(|pid| Path::new(&format!("/proc/{pid}")).exists())
-            .unwrap_or(true);
-        if !alive {
+        let note: Option<String> = row.get(1);
+        let gone = note
+            .as_deref()
+            .and_then(|n| n.strip_prefix(COMMENT))
+            .and_then(Owner::parse)
+            .is_some_and(|o| o.is_gone());
+        if gone {
             let _ = client.batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                crate::db::database::quote_ident(&name)
+                quote_ident(&name)
             ));
         }
     }
@@ -57,5 +84,24 @@ fn drop_stale(working: &Database, prefix: &str) {
 impl Drop for TempDatabase {
     fn drop(&mut self) {
         let _ = self.db.drop_database();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_and_differ_even_from_long_working_names() {
+        let long = "a".repeat(80);
+        let a = name(&long, "validate");
+        let b = name(&long, "validate");
+        assert!(a.len() <= NAME_MAX && b.len() <= NAME_MAX, "{a}");
+        assert_ne!(a, b);
+        assert!(a.starts_with("aaaa") && a.contains("_hop_validate_"));
+        let accented = "é".repeat(40);
+        let c = name(&accented, "proof");
+        assert!(c.len() <= NAME_MAX && c.is_char_boundary(c.len()));
+        assert!(name("shop", "proof").starts_with("shop_hop_proof_"));
     }
 }

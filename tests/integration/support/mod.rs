@@ -285,7 +285,10 @@ pub fn tree(dir: &Path) -> Vec<String> {
 /// A project initialized with a bare origin on the shared test server.
 pub struct Project {
     pub env: TestEnv,
+    /// The folder and package.
     pub name: String,
+    /// The working database.
+    pub db: String,
     pub origin: PathBuf,
 }
 
@@ -303,7 +306,39 @@ impl Project {
         let origin = env.bare_origin("origin");
         env.release(".", &["init", &name, "--origin", origin.to_str().unwrap()])
             .ok();
-        Project { env, name, origin }
+        Project {
+            env,
+            db: name.clone(),
+            name,
+            origin,
+        }
+    }
+
+    /// A project on the shared test server whose working database is `db`
+    /// (its folder and package get a name of their own).
+    pub fn with_database(db: &str) -> Project {
+        let mut env = TestEnv::new();
+        env.set("HOP_DATABASE_URL", &pg::server().server_url());
+        let name = pg::unique_db_name("p");
+        let origin = env.bare_origin("origin");
+        env.release(
+            ".",
+            &[
+                "init",
+                &name,
+                "--database",
+                db,
+                "--origin",
+                origin.to_str().unwrap(),
+            ],
+        )
+        .ok();
+        Project {
+            env,
+            db: db.to_string(),
+            name,
+            origin,
+        }
     }
 
     pub fn origin_url(&self) -> &str {
@@ -341,6 +376,6 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
-        pg::server().drop_db(&self.name);
+        pg::server().drop_db(&self.db);
     }
 }
