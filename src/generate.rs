@@ -60,6 +60,15 @@ pub fn summary(report: &Option<Report>) -> String {
     }
 }
 
+/// Writes the half_orm config of the clone's working database `db` (docs/codegen.md:
+/// after every command that builds or changes it, so the generated package
+/// and the tests work right away); returns its folder.
+pub fn write_working_config(project: &crate::project::Project, db: &Database) -> Result<PathBuf> {
+    let dir = working_config_dir(&project.state_dir());
+    environment(&dir, &project.root, &project.config, db)?;
+    Ok(dir)
+}
+
 /// Where a clone keeps the half_orm config of its working database.
 pub fn working_config_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("halform")

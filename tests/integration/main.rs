@@ -5,6 +5,7 @@ mod support;
 
 mod test_connection;
 mod test_embedded;
+mod test_env;
 mod test_errors;
 mod test_hooks;
 mod test_init_clone;

@@ -181,6 +181,7 @@ fn clone(args: &Args, cwd: &Path, dir: &Path, existed: bool, undo: &mut Undo) ->
         None => crate::generate::regenerate(&project.root, &project.config, &db)?,
     };
     crate::hooks::install(g)?;
+    crate::generate::write_working_config(&project, &db)?;
     let role = if args.production {
         " (production clone)"
     } else {

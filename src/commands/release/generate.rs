@@ -20,7 +20,9 @@ pub fn run(args: Args) -> Result<()> {
     let project = Project::from_cwd()?;
     let db = project.database(&args.db.options(None))?;
     let report = crate::generate::regenerate(&project.root, &project.config, &db)?;
+    let conf = crate::generate::write_working_config(&project, &db)?;
     println!("{}", crate::generate::summary(&report));
+    println!("half_orm config: {}", conf.display());
     if let Some(r) = &report {
         for p in &r.written {
             println!("  wrote   {}", p.display());

@@ -186,6 +186,9 @@ fn create(args: &Args, target: &Path, existed: bool, undo: &mut Undo) -> Result<
     let tag_id = git.run(&["rev-parse", &format!("refs/tags/{}", v0.tag_name())])?;
     meta::set_commit(&mut client, &v0, &commit)?;
     crate::hooks::install(&git)?;
+    // The half_orm config of the new database (docs/codegen.md).
+    let project = crate::project::Project::discover(target)?;
+    crate::generate::write_working_config(&project, &db)?;
 
     // 6. Origin.
     let mut pushed = String::new();

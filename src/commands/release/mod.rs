@@ -8,6 +8,7 @@ use crate::error::Result;
 pub mod clone;
 pub mod completions;
 pub mod db;
+pub mod env;
 pub mod generate;
 pub mod hook;
 pub mod hooks;
@@ -50,6 +51,7 @@ pub enum Command {
     Status(status::Args),
     Db(db::Args),
     Generate(generate::Args),
+    Env(env::Args),
     Hooks(hooks::Args),
     #[command(hide = true)]
     Hook(hook::Args),
@@ -71,6 +73,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(a) => status::run(a),
         Command::Db(a) => db::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Env(a) => env::run(a),
         Command::Hooks(a) => hooks::run(a),
         Command::Hook(a) => hook::run(a),
         Command::Completions(a) => completions::run::<Cli>(a, "hop-release"),

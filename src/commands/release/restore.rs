@@ -95,6 +95,7 @@ fn development(project: &Project, args: &Args, v: &Version) -> Result<()> {
     snapshot::load(&db.params, tmp.path(), v)?;
     let mut client = db.connect()?;
     meta::set_commit(&mut client, v, &commit)?;
+    crate::generate::write_working_config(project, &db)?;
     println!(
         "rebuilt {} at production version {v} from the model snapshot at {tag}\n\ncode was not regenerated (the work tree is on {}):\n  git hop-release generate   regenerates it from this database\n  git hop-patch apply        rebuilds the database for your patch again",
         db.describe(),

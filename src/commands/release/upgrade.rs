@@ -228,6 +228,7 @@ pub fn run(args: Args) -> Result<()> {
         resume = upgrade::resume_state(&rows, &releases)?;
     };
     upgrade::move_work_tree(&project, &target)?;
+    crate::generate::write_working_config(&project, &db)?;
     println!(
         "\ndatabase {} upgraded from {version} to {target} in {} ms ({} commit(s)); work tree at {} (ho-prod)\nbackup of {version}: {}\n\nnext steps:\n  git hop-release status\n  to go back: git hop-release restore {version}",
         db.name(),
