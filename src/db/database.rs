@@ -2,10 +2,11 @@
 //! docs/connection.md, or the clone's embedded cluster) and which database name, with
 //! the few operations on the database as a whole (exists, create, drop).
 
+use std::fmt;
 use std::path::Path;
 
 use crate::db::cluster::Cluster;
-use crate::db::conn::{self, ConnParams, ResolveInput, Source};
+use crate::db::conn::{self, ConnParams};
 use crate::error::{Error, Result};
 use crate::settings::CloneSettings;
 
@@ -49,7 +50,7 @@ impl Database {
             default_name,
             env: &process_env,
         };
-        let resolved = conn::resolve(&input)?;
+        let resolved = resolve(&input)?;
         crate::settings::validate_db_name(&resolved.dbname)?;
         match resolved.params {
             Some(params) => Ok(Database {
@@ -181,6 +182,119 @@ impl Database {
         let n: i64 = row.get(0);
         Ok(n == 0)
     }
+}
+
+/// Where the server settings came from (docs/connection.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    HopEnv,
+    GitConfig,
+    Libpq,
+    Embedded,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Flag => "--db-url",
+            Source::HopEnv => "HOP_DATABASE_URL",
+            Source::GitConfig => "git config hop.database.url",
+            Source::Libpq => "PG* environment",
+            Source::Embedded => "embedded cluster",
+        })
+    }
+}
+
+/// What [`resolve`] looks at.
+pub struct ResolveInput<'a> {
+    /// `--db-url`.
+    pub db_url_flag: Option<&'a str>,
+    /// `--database`.
+    pub database_flag: Option<&'a str>,
+    /// git config `hop.database.url`.
+    pub git_url: Option<&'a str>,
+    /// git config `hop.database.name`.
+    pub git_name: Option<&'a str>,
+    /// `.hop/config` `[database] name`.
+    pub project_db_name: Option<&'a str>,
+    /// Used when nothing else names the database.
+    pub default_name: &'a str,
+    /// The process environment (injected for tests).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// The outcome of [`resolve`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub source: Source,
+    /// Complete parameters (defaults and passfile applied, `dbname` set);
+    /// `None` = the embedded cluster, which the caller supplies.
+    pub params: Option<ConnParams>,
+    pub dbname: String,
+}
+
+/// docs/connection.md: the server is the first of `--db-url`, `HOP_DATABASE_URL`, git
+/// config `hop.database.url`, the libpq environment, else the embedded
+/// cluster. The database name is `--database`, else the URL's dbname, else
+/// `hop.database.name`, else `PGDATABASE` (libpq source only; a service's
+/// dbname counts too), else `.hop/config`, else `default_name`.
+pub fn resolve(input: &ResolveInput) -> Result<Resolved> {
+    let env = input.env;
+    let nonblank = |s: &&str| !s.trim().is_empty();
+    if input.db_url_flag.is_some_and(|s| s.trim().is_empty()) {
+        return Err(Error::usage("--db-url is empty").hint(conn::CONNINFO_HINT));
+    }
+    if input.database_flag.is_some_and(|s| s.trim().is_empty()) {
+        return Err(Error::usage("--database is empty").hint("give a database name"));
+    }
+    let hop_env = env("HOP_DATABASE_URL");
+    let (source, params) = if let Some(url) = input.db_url_flag {
+        let p = ConnParams::parse_with_env(url, env).map_err(|mut e| {
+            e.kind = crate::error::Kind::Usage;
+            e.context("--db-url")
+        })?;
+        (Source::Flag, Some(p))
+    } else if let Some(url) = hop_env.as_deref().filter(nonblank) {
+        let p = ConnParams::parse_with_env(url, env).map_err(|e| e.context("HOP_DATABASE_URL"))?;
+        (Source::HopEnv, Some(p))
+    } else if let Some(url) = input.git_url.filter(nonblank) {
+        let p = ConnParams::parse_with_env(url, env)
+            .map_err(|e| e.context("git config hop.database.url"))?;
+        (Source::GitConfig, Some(p))
+    } else if let Some(p) = ConnParams::from_env(env)? {
+        (Source::Libpq, Some(p))
+    } else {
+        (Source::Embedded, None)
+    };
+    let url_dbname = match source {
+        Source::Flag | Source::HopEnv | Source::GitConfig => {
+            params.as_ref().and_then(|p| p.dbname.clone())
+        }
+        Source::Libpq | Source::Embedded => None,
+    };
+    let libpq_dbname = match source {
+        Source::Libpq => params.as_ref().and_then(|p| p.dbname.clone()),
+        _ => None,
+    };
+    let dbname = input
+        .database_flag
+        .map(str::to_string)
+        .or(url_dbname)
+        .or_else(|| input.git_name.filter(nonblank).map(str::to_string))
+        .or(libpq_dbname)
+        .or_else(|| input.project_db_name.filter(nonblank).map(str::to_string))
+        .unwrap_or_else(|| input.default_name.to_string());
+    let params = params.map(|p| {
+        let mut p = p.with_dbname(&dbname);
+        p.fill_defaults(env);
+        p
+    });
+    Ok(Resolved {
+        source,
+        params,
+        dbname,
+    })
 }
 
 /// A double-quoted SQL identifier.
