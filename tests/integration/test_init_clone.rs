@@ -131,6 +131,56 @@ fn init_adopts_an_existing_database_without_touching_its_rows() {
     srv.drop_db(&legacy);
 }
 
+/// A database whose schema cannot be rebuilt from its own dump (a
+/// generated column through a function that names a type of a schema only
+/// the creating session's search_path reached) is not adopted: every clone
+/// would fail. init names the object and the fix, and leaves nothing.
+#[test]
+fn init_refuses_a_database_whose_snapshot_would_not_reload() {
+    let env = env();
+    let legacy = unique("unloadable");
+    let srv = pg::server();
+    srv.create_db(&legacy);
+    srv.psql(
+        &legacy,
+        "CREATE SCHEMA app; CREATE TYPE app.level AS ENUM ('low', 'high'); SET search_path = app, public; \
+         CREATE FUNCTION app.level_of(x text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT (x::level)::text $$; \
+         CREATE TABLE app.readings (x text, l text GENERATED ALWAYS AS (app.level_of(x)) STORED); \
+         INSERT INTO app.readings (x) VALUES ('low');",
+    );
+    let pkg = unique("unl");
+    env.release(".", &["init", &pkg, "--database", &legacy])
+        .fails(1)
+        .stderr_has(&format!("database {legacy} cannot be adopted"))
+        .stderr_has("table app.readings")
+        .stderr_has("SET search_path");
+    assert!(!env.path(&pkg).exists());
+    assert_eq!(
+        srv.psql(
+            &legacy,
+            "SELECT to_regnamespace('half_orm_meta') IS NULL AND (SELECT count(*) FROM app.readings) = 1"
+        ),
+        "t"
+    );
+    assert_eq!(
+        srv.psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_database WHERE starts_with(datname, '{legacy}_hop_')"
+            )
+        ),
+        "0"
+    );
+    // With the fix the hint names, it is adopted.
+    srv.psql(
+        &legacy,
+        "ALTER FUNCTION app.level_of(text) SET search_path = app",
+    );
+    env.release(".", &["init", &pkg, "--database", &legacy])
+        .ok();
+    srv.drop_db(&legacy);
+}
+
 #[test]
 fn init_with_origin_then_clone_builds_an_equal_database() {
     let env = env();

@@ -169,6 +169,18 @@ fn create(args: &Args, target: &Path, existed: bool, undo: &mut Undo) -> Result<
     let schema = snapshot::dump_schema(&db.params)?;
     let metadata = meta::dump_rows(&mut client)?;
     let data = snapshot::dump::NO_DATA;
+    // Every clone is built from this snapshot: it must reload
+    // (docs/snapshots.md), else nothing is left behind.
+    let texts = snapshot::Texts {
+        schema,
+        data: data.to_string(),
+        metadata,
+    };
+    snapshot::proof::prove(&db, &texts, &v0)
+        .map_err(|e| e.context(format!("database {} cannot be adopted", db.name())))?;
+    let snapshot::Texts {
+        schema, metadata, ..
+    } = texts;
     snapshot::write(target, &v0, &schema, data, &metadata)?;
     let config = ProjectConfig::load(target)?;
     let generated = crate::generate::regenerate(target, &config, &db)?;
