@@ -451,7 +451,7 @@ fn remove_stale_scratches(tmp: &Path) {
         if let Some(pid) = name
             .strip_prefix("prepush-")
             .and_then(|p| p.parse::<u32>().ok())
-            && !Path::new(&format!("/proc/{pid}")).exists()
+            && !crate::owner::process_alive(pid, None)
         {
             let _ = std::fs::remove_dir_all(e.path());
         }
@@ -546,7 +546,15 @@ pub fn validate_patch_push(project: &Project, id: &PatchId, commit: &str) -> Res
     )?;
     // 2–5.
     let working = project.database(&DbOptions::default())?;
-    validation::validate_tree(&scratch.project, &working, &wt, &version, &file)?;
+    validation::validate_staged(
+        &scratch.project,
+        &working,
+        &wt,
+        &release_commit,
+        id,
+        &file,
+        &version,
+    )?;
     println!("git-hop: {id} passes validation with {release_branch}");
     Ok(())
 }

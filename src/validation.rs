@@ -122,9 +122,25 @@ pub fn validate_merge(
         &format!("[hop] merge patch {id} into release {version}"),
     ])?;
     let commit = wt.git.run(&["rev-parse", "HEAD"])?;
-    check_integrity(project, &wt, release_commit, id, &file, version)?;
+    validate_staged(project, working, &wt, release_commit, id, &file, version)?;
+    Ok(commit)
+}
 
-    let temp = validate_tree_keep(project, working, &wt, version, &file)?;
+/// The validation of patch `id` once its merge with the release (at
+/// `release_commit`) is committed, staged, in `wt`: merge integrity, steps
+/// 2–5, and the snapshot proof when the patch may need it. `merge` and
+/// `pre-push` (hop.prePushTests) both run it, so they judge alike.
+pub fn validate_staged(
+    project: &Project,
+    working: &Database,
+    wt: &Worktree,
+    release_commit: &str,
+    id: &PatchId,
+    file: &PatchesFile,
+    version: &Version,
+) -> Result<()> {
+    check_integrity(project, wt, release_commit, id, file, version)?;
+    let temp = validate_tree_keep(project, working, wt, version, file)?;
     let dir = wt.path.join("Patches").join(id.as_str());
     if touches_snapshot_loading(&dir) {
         // The cheap form of promote's proof (docs/snapshots.md), so that a
@@ -137,7 +153,7 @@ pub fn validate_merge(
         crate::snapshot::proof::prove(working, &texts, version)
             .map_err(|e| e.context(format!("{id} was not merged")))?;
     }
-    Ok(commit)
+    Ok(())
 }
 
 /// Merge integrity (docs/releases.md): merging patch `id` may change only

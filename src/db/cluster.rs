@@ -647,20 +647,7 @@ struct Postmaster {
 /// Whether process `pid` exists and is not a zombie (a container's PID 1 may
 /// never reap the postmaster once it has exited).
 fn process_alive(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    let exists = unsafe { libc::kill(pid, 0) } == 0
-        || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    if !exists {
-        return false;
-    }
-    // /proc/<pid>/stat: "pid (comm) state ...", comm may hold spaces or ')'.
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_none_or(|state| state != "Z" && state != "X"),
-        Err(_) => true, // no /proc (not Linux): trust kill
-    }
+    u32::try_from(pid).is_ok_and(|p| crate::owner::process_alive(p, None))
 }
 
 fn is_root() -> bool {

@@ -11,7 +11,6 @@ use std::path::Path;
 
 use crate::db::database::Database;
 use crate::error::{Error, Result};
-use crate::patch_dir;
 use crate::patch_id::PatchId;
 use crate::release_file::PatchesFile;
 use crate::snapshot;
@@ -56,12 +55,13 @@ pub fn rebuild(
                 )),
             );
         }
-        patch_dir::check(&dir, root)?;
         to_run.push(PatchToRun {
             id: id.clone(),
             dir,
         });
     }
+    // Every folder read and checked once, before the database is touched.
+    let checked = runner::check(&to_run, root)?;
     db.ensure_server()?;
     if db.exists()? {
         db.drop_database()?;
@@ -75,10 +75,10 @@ pub fn rebuild(
         db.name(),
         started.elapsed().as_millis()
     );
-    runner::run_patches(
+    runner::run_checked(
         &db.params,
         release,
-        &to_run,
+        &checked,
         RunOptions {
             root,
             extra_env,

@@ -92,9 +92,21 @@ pub fn run_patches(
     patches: &[PatchToRun],
     opts: RunOptions,
 ) -> Result<RunReport> {
-    let started = Instant::now();
-    let root = std::path::absolute(opts.root)
-        .map_err(|e| Error::io("cannot resolve the work tree", opts.root, e))?;
+    let checked = check(patches, opts.root)?;
+    run_checked(params, release, &checked, opts)
+}
+
+/// Patches read and checked (docs/patches.md), ready to run: a rebuild
+/// checks them before it touches the database.
+pub struct Checked {
+    planned: Vec<Planned>,
+}
+
+/// Reads and checks every patch folder of `patches` (errors show paths
+/// relative to `root`); runs nothing.
+pub fn check(patches: &[PatchToRun], root: &Path) -> Result<Checked> {
+    let root = std::path::absolute(root)
+        .map_err(|e| Error::io("cannot resolve the work tree", root, e))?;
     let mut planned = Vec::with_capacity(patches.len());
     for p in patches {
         let checked = patch_dir::check(&p.dir, &root)?;
@@ -105,15 +117,29 @@ pub fn run_patches(
             session: checked.session,
         });
     }
+    Ok(Checked { planned })
+}
+
+/// [`run_patches`] of patches already checked.
+pub fn run_checked(
+    params: &ConnParams,
+    release: &Version,
+    checked: &Checked,
+    opts: RunOptions,
+) -> Result<RunReport> {
+    let started = Instant::now();
+    let root = std::path::absolute(opts.root)
+        .map_err(|e| Error::io("cannot resolve the work tree", opts.root, e))?;
+    let planned = &checked.planned;
     let tag = format!("@@hop-{}", driver::nonce());
-    let segments = plan_segments(release, &planned, &tag)?;
+    let segments = plan_segments(release, planned, &tag)?;
     let psql = pgbin::client_tool("psql")?;
     let tmp = tempfile::Builder::new()
         .prefix("hop-run-")
         .tempdir()
         .map_err(|e| Error::new(format!("cannot create a temporary folder: {e}")))?;
     let mut tracker = Tracker {
-        planned: &planned,
+        planned,
         release,
         root: &root,
         tag: &tag,

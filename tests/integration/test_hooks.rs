@@ -176,6 +176,18 @@ fn pre_push_of_a_patch_warns_about_uncommitted_files_and_validates_when_asked() 
         std::fs::read_to_string(env.path(dir).join(".hop/releases/0.1.0-patches.toml")).unwrap();
     assert!(toml.contains("\"1-a\" = \"candidate\""), "{toml}");
 
+    // pre-push judges as merge does: a branch that changes the release
+    // beyond its patch (here, another entry of the release file) is refused.
+    let toml_path = env.path(dir).join(".hop/releases/0.1.0-patches.toml");
+    std::fs::write(&toml_path, format!("{toml}\"99-x\" = \"candidate\"\n")).unwrap();
+    env.git(dir, &["commit", "-qam", "stale release file"]).ok();
+    let origin_before = p.origin_refs();
+    env.git(dir, &["push", "-q", "origin", "ho-patch/1-a"])
+        .fails(1)
+        .stderr_has("would change the release beyond the patch: it adds 99-x");
+    assert_eq!(p.origin_refs(), origin_before);
+    env.git(dir, &["reset", "-q", "--hard", "HEAD~1"]).ok();
+
     // From a linked worktree (git gives the hook GIT_DIR): the validation
     // still runs in its own repository, not in the user's worktree.
     env.git(dir, &["switch", "-q", "ho-release/0.1.0"]).ok();
