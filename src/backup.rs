@@ -156,12 +156,15 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 /// Writes a verified backup of the database of `params` (at `version`)
-/// into `dir`; `tables` are the tables it must list.
+/// into `dir`; `tables` are the tables it must list. pg_dump waits at most
+/// `lock_wait` for the share lock of a table (an application holding an
+/// exclusive one): the upgrade never waits without bound.
 pub fn take(
     params: &ConnParams,
     dir: &Path,
     version: &Version,
     tables: &[(String, String)],
+    lock_wait: std::time::Duration,
 ) -> Result<Backup> {
     let database = params.dbname.clone().unwrap_or_default();
     create_private_dir(dir)?;
@@ -178,7 +181,8 @@ pub fn take(
             Error::io("cannot create the backup", &partial, e)
                 .hint("check the backup directory (git config hop.backupDir) and its free space")
         })?;
-    let result = dump_into(params, file, &partial).and_then(|()| verify(&partial, tables));
+    let result =
+        dump_into(params, file, &partial, lock_wait).and_then(|()| verify(&partial, tables));
     if let Err(e) = result {
         let _ = std::fs::remove_file(&partial);
         return Err(e);
@@ -192,11 +196,18 @@ pub fn take(
     })
 }
 
-fn dump_into(params: &ConnParams, file: std::fs::File, shown: &Path) -> Result<()> {
+fn dump_into(
+    params: &ConnParams,
+    file: std::fs::File,
+    shown: &Path,
+    lock_wait: std::time::Duration,
+) -> Result<()> {
     let pg_dump = pgbin::client_tool("pg_dump")?;
     let mut env = params.child_env();
     env.push(("PGAPPNAME".into(), "git-hop backup".into()));
-    let out = with_connection_env(duct::cmd(&pg_dump, ["-Fc", "--no-password"]), env)
+    let wait = format!("--lock-wait-timeout={}", lock_wait.as_millis().max(1));
+    let args = ["-Fc", "--no-password", wait.as_str()];
+    let out = with_connection_env(duct::cmd(&pg_dump, args), env)
         .env("LC_MESSAGES", "C")
         .stdin_null()
         .stdout_file(file)
@@ -205,14 +216,21 @@ fn dump_into(params: &ConnParams, file: std::fs::File, shown: &Path) -> Result<(
         .run()
         .map_err(|e| Error::new(format!("could not run {}: {e}", pg_dump.display())))?;
     if !out.status.success() {
+        let lines = crate::db::psql::error_lines(&String::from_utf8_lossy(&out.stderr));
+        let hint = if lines.contains("statement timeout") {
+            format!(
+                "nothing was changed; another session holds an exclusive lock on a table and pg_dump waited {} s for it: run the upgrade again when it is released",
+                lock_wait.as_secs()
+            )
+        } else {
+            "nothing was changed; check that pg_dump reaches the server and is not older than it"
+                .into()
+        };
         return Err(Error::new(format!(
-            "the backup failed (pg_dump into {}): {}",
-            shown.display(),
-            crate::db::psql::error_lines(&String::from_utf8_lossy(&out.stderr))
+            "the backup failed (pg_dump into {}): {lines}",
+            shown.display()
         ))
-        .hint(
-            "nothing was changed; check that pg_dump reaches the server and is not older than it",
-        ));
+        .hint(hint));
     }
     Ok(())
 }

@@ -499,21 +499,21 @@ pub fn write_halform_config(dir: &Path, name: &str, params: &HalformParams) -> R
         .create(dir)
         .map_err(|e| Error::io("cannot create the half_orm config folder", dir, e))?;
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.git-hop-tmp"));
+    // A temporary file of this writer's own (tempfile creates it 0600):
+    // two commands of one clone may write the config at once; the last
+    // rename wins, whole.
     let result = (|| -> std::io::Result<()> {
-        let _ = fs::remove_file(&tmp);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        let mut f = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".git-hop-tmp")
+            .tempfile_in(dir)?;
+        f.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o600))?;
         f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)
+        f.as_file().sync_all()?;
+        f.persist(&path).map(|_| ()).map_err(|e| e.error)
     })();
     result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
         Error::io("cannot write the half_orm config file", &path, e)
             .hint("check the permissions of that folder")
     })?;

@@ -66,7 +66,18 @@ pub fn normalize(dump: &str) -> String {
 /// materialized views that are populated (`REFRESH MATERIALIZED VIEW`, the
 /// last entries), so that a database built from it holds what this one holds.
 pub fn dump_schema(params: &ConnParams) -> Result<String> {
+    dump_schema_waiting(params, DUMP_LOCK_WAIT)
+}
+
+/// How long a dump waits for a table's share lock (held exclusively by
+/// someone else) before it fails: never without bound.
+pub const DUMP_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// [`dump_schema`], waiting at most `lock_wait` for a lock (`upgrade`'s
+/// drift check passes its `--lock-wait`).
+pub fn dump_schema_waiting(params: &ConnParams, lock_wait: std::time::Duration) -> Result<String> {
     let pg_dump = psql::Client::pg_dump(params)?;
+    let wait = format!("--lock-wait-timeout={}", lock_wait.as_millis().max(1));
     let out = pg_dump
         .run(
             &[
@@ -74,14 +85,21 @@ pub fn dump_schema(params: &ConnParams) -> Result<String> {
                 "--section=post-data",
                 "--no-owner",
                 "--no-privileges",
+                &wait,
             ],
             None,
             None,
         )
         .map_err(|e| {
-            e.context("cannot dump the schema").hint(
-                "check that pg_dump reaches the server with the same settings, and that it is not older than the server (pg_dump --version)",
-            )
+            let hint = if e.message.contains("statement timeout") {
+                format!(
+                    "another session holds an exclusive lock on a table, and pg_dump waited {} s for it: run the command again when it is released; nothing was changed",
+                    lock_wait.as_secs()
+                )
+            } else {
+                "check that pg_dump reaches the server with the same settings, and that it is not older than the server (pg_dump --version)".into()
+            };
+            e.context("cannot dump the schema").hint(hint)
         })?;
     Ok(normalize(&out.stdout))
 }
@@ -93,6 +111,7 @@ pub fn dump_schema(params: &ConnParams) -> Result<String> {
 /// order, in which they load and dump again unchanged).
 pub fn dump_data(params: &ConnParams) -> Result<String> {
     let pg_dump = psql::Client::pg_dump(params)?;
+    let wait = format!("--lock-wait-timeout={}", DUMP_LOCK_WAIT.as_millis());
     let out = pg_dump
         .run(
             &[
@@ -100,6 +119,7 @@ pub fn dump_data(params: &ConnParams) -> Result<String> {
                 "--no-owner",
                 "--no-privileges",
                 "--exclude-schema=half_orm_meta",
+                &wait,
             ],
             None,
             None,

@@ -1039,3 +1039,61 @@ fn an_upgrade_never_stalls_the_application_behind_a_lock() {
     assert_eq!(version(db), "0.2.0");
     let _ = held.wait();
 }
+
+/// An application holding an exclusive lock on a table: the drift check's
+/// and the backup's pg_dump wait at most --lock-wait, then the upgrade
+/// fails with the database unchanged.
+#[test]
+fn an_exclusive_lock_bounds_the_dumps_of_an_upgrade() {
+    use std::io::Write as _;
+    let p = project();
+    let env = &p.env;
+    let prod = prod_at("0.1.0-hotfix1");
+    let (dir, db) = (prod.dir.as_str(), prod.db.as_str());
+    let dump = pg::server().dump_schema(db);
+    let srv = pg::server();
+    let bin = hop::db::pgbin::client_tool("psql").unwrap();
+    let mut holder = std::process::Command::new(bin)
+        .args(srv.psql_args(&srv.superuser, db))
+        .env("PGAPPNAME", "hop-test-exclusive")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    holder
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"BEGIN;\nLOCK TABLE roles IN ACCESS EXCLUSIVE MODE;\nSELECT pg_sleep(60);\n")
+        .unwrap();
+    let started = Instant::now();
+    while sql(
+        db,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hop-test-exclusive' AND query LIKE '%pg_sleep%'",
+    ) != "1"
+    {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let r = env.release(
+        dir,
+        &["upgrade", "--to-release", "0.2.0", "--lock-wait", "2"],
+    );
+    r.fails(1)
+        .stderr_has("canceling statement due to statement timeout")
+        .stderr_has("another session holds an exclusive lock on a table");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    sql(
+        db,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'hop-test-exclusive'",
+    );
+    let _ = holder.wait();
+    assert_eq!(pg::server().dump_schema(db), dump);
+    assert_eq!(releases(db), "0.0.0,0.1.0,0.1.0-hotfix1");
+}

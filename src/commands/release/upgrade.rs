@@ -126,7 +126,10 @@ pub fn run(args: Args) -> Result<()> {
         // The materialized views' population is not schema (docs/snapshots.md).
         let expected =
             snapshot::sections::for_drift(&upgrade::expected_schema(&project, &version)?);
-        let actual = snapshot::sections::for_drift(&snapshot::dump_schema(&db.params)?);
+        let actual = snapshot::sections::for_drift(&snapshot::dump::dump_schema_waiting(
+            &db.params,
+            Duration::from_secs(args.lock_wait),
+        )?);
         if expected != actual {
             let diff = upgrade::schema_diff(&expected, &actual, 20).join("\n  ");
             let what = format!(
@@ -156,7 +159,13 @@ pub fn run(args: Args) -> Result<()> {
 
     let dir = backup::backup_dir(&project);
     let tables = backup::tables(client)?;
-    let taken = backup::take(&db.params, &dir, &version, &tables)?;
+    let taken = backup::take(
+        &db.params,
+        &dir,
+        &version,
+        &tables,
+        Duration::from_secs(args.lock_wait),
+    )?;
     println!("backup: {} (verified)", taken.path.display());
 
     // Python steps get the database as in docs/releases.md (a half_orm config for it).
