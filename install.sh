@@ -2,7 +2,8 @@
 # Installs git-hop from this source tree: the git-hop-patch and git-hop-release
 # binaries, their man pages (so `git hop-patch --help` works) and their bash
 # completions. Also makes sure PostgreSQL's server and client programs are
-# present (git-hop runs initdb, psql and pg_dump). Safe to run again.
+# present (git-hop runs initdb, psql and pg_dump), and the OpenSSL headers
+# and pkg-config that the build links against. Safe to run again.
 set -euo pipefail
 
 usage() {
@@ -16,7 +17,8 @@ Builds git-hop with cargo and installs it under a prefix:
 
 Options:
   --prefix DIR   where to install (default: /usr/local as root, ~/.local otherwise)
-  --deps-only    only check (as root: install) PostgreSQL's server and client
+  --deps-only    only check (as root: install) PostgreSQL's server and client,
+                 and the OpenSSL headers and pkg-config the build needs
   -h, --help     show this help
 
 PostgreSQL's initdb is looked for in $HOP_PG_BINDIR, `pg_config --bindir`,
@@ -174,7 +176,37 @@ ensure_postgresql() {
     report_pg
 }
 
+# The build links OpenSSL (TLS to PostgreSQL, the library libpq uses too):
+# its headers and pkg-config must be there before cargo runs.
+ensure_build_deps() {
+    step "OpenSSL headers and pkg-config (for the build)"
+    if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists openssl 2>/dev/null; then
+        say "  openssl $(pkg-config --modversion openssl) ($(pkg-config --variable=includedir openssl))"
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        die "the OpenSSL development files or pkg-config were not found and apt-get is not available" \
+            "install pkg-config and OpenSSL's headers (libssl-dev, openssl-devel) with your package manager, then re-run"
+    fi
+    if [[ $is_root -ne 1 ]]; then
+        say "Installing them needs root. Run:"
+        say ""
+        say "    sudo apt-get update && sudo apt-get install -y pkg-config libssl-dev"
+        say ""
+        say "then run ./install.sh again."
+        exit 1
+    fi
+    say "installing with apt-get (as root)"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y pkg-config libssl-dev
+    pkg-config --exists openssl ||
+        die "OpenSSL's development files are still missing after apt-get install" \
+            "check the apt-get output above"
+    say "  openssl $(pkg-config --modversion openssl)"
+}
+
 ensure_postgresql
+ensure_build_deps
 if [[ $deps_only -eq 1 ]]; then
     exit 0
 fi

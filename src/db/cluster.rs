@@ -47,6 +47,12 @@ pub struct ClusterOptions {
     /// Lines put before the default trust line in `pg_hba.conf`, e.g.
     /// `"local all pwuser scram-sha-256"`.
     pub extra_hba: Vec<String>,
+    /// Also listen on TCP at 127.0.0.1 on this port (the test harness's TLS
+    /// server). The embedded cluster of a clone never does.
+    pub tcp_port: Option<u16>,
+    /// Further `-c name=value` server settings (e.g. `ssl=on`); values
+    /// hold no single quote.
+    pub settings: Vec<(String, String)>,
 }
 
 /// What `db status` shows about a cluster.
@@ -179,7 +185,7 @@ impl Cluster {
         }
         self.record_location()?;
         if let Some(pid) = self.postmaster() {
-            let socket = self.socket_dir.join(format!(".s.PGSQL.{PORT}"));
+            let socket = self.socket_dir.join(format!(".s.PGSQL.{}", self.port()));
             if pid.alive && pid.socket_dir == self.socket_dir && socket.exists() {
                 return Ok(());
             }
@@ -197,7 +203,9 @@ impl Cluster {
     /// same path) would keep ours from starting: stop it. A server whose
     /// data folder still exists is someone else's: refuse.
     fn stop_orphan_on_socket(&self) -> Result<()> {
-        let lock = self.socket_dir.join(format!(".s.PGSQL.{PORT}.lock"));
+        let lock = self
+            .socket_dir
+            .join(format!(".s.PGSQL.{}.lock", self.port()));
         let Ok(text) = fs::read_to_string(&lock) else {
             return Ok(());
         };
@@ -318,9 +326,19 @@ impl Cluster {
         SUPERUSER
     }
 
-    /// Always 5432: the socket folder is private, so there are no clashes.
+    /// 5432 (the socket folder is private, so there are no clashes), or
+    /// the TCP port of [`ClusterOptions::tcp_port`].
     pub fn port(&self) -> u16 {
-        PORT
+        self.opts.tcp_port.unwrap_or(PORT)
+    }
+
+    /// Hands a file to the user the server runs as (as root; a no-op
+    /// otherwise), e.g. a TLS key the server must own.
+    pub fn give_to_owner(&self, path: &Path) -> Result<()> {
+        if self.owner.switch {
+            chown_to(path, &self.owner)?;
+        }
+        Ok(())
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -559,10 +577,22 @@ impl Cluster {
     fn pg_ctl_start(&self, bin: &PgBin) -> Result<()> {
         // pg_ctl hands -o to /bin/sh: the socket path is quoted, and our
         // socket paths never hold a quote (see `socket_dir_usable`).
+        let listen = match self.opts.tcp_port {
+            Some(_) => "127.0.0.1",
+            None => "",
+        };
         let mut server_opts = format!(
-            "-p {PORT} -k '{}' -c listen_addresses='' -c unix_socket_permissions=0700",
+            "-p {} -k '{}' -c listen_addresses='{listen}' -c unix_socket_permissions=0700",
+            self.port(),
             self.socket_dir.display()
         );
+        for (name, value) in &self.opts.settings {
+            if value.contains('\'') || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(Error::new(format!("invalid server setting {name}")));
+            }
+            server_opts.push_str(&format!(" -c {name}='{value}'"));
+        }
         if self.opts.fast {
             server_opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
@@ -996,6 +1026,7 @@ mod tests {
         let opts = ClusterOptions {
             fast: true,
             extra_hba: vec!["local all pwuser scram-sha-256".into()],
+            ..Default::default()
         };
         let c = Guard(Cluster::at(tmp.path(), opts).unwrap());
         let c = &c.0;

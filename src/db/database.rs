@@ -184,6 +184,19 @@ impl Database {
     }
 }
 
+/// Checks a `--db-url` as a command would use it (parsed, TLS files and the
+/// client key checked) before the command changes anything.
+pub fn check_db_url(url: &str) -> Result<ConnParams> {
+    let p = ConnParams::parse_with_env(url, &process_env).map_err(|mut e| {
+        e.kind = crate::error::Kind::Usage;
+        e.context("--db-url")
+    })?;
+    p.clone()
+        .fill_defaults(&process_env)
+        .map_err(|e| e.context("--db-url"))?;
+    Ok(p)
+}
+
 /// Where the server settings came from (docs/connection.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -285,11 +298,14 @@ pub fn resolve(input: &ResolveInput) -> Result<Resolved> {
         .or(libpq_dbname)
         .or_else(|| input.project_db_name.filter(nonblank).map(str::to_string))
         .unwrap_or_else(|| input.default_name.to_string());
-    let params = params.map(|p| {
-        let mut p = p.with_dbname(&dbname);
-        p.fill_defaults(env);
-        p
-    });
+    let params = match params {
+        Some(p) => {
+            let mut p = p.with_dbname(&dbname);
+            p.fill_defaults(env).map_err(|e| e.context(source))?;
+            Some(p)
+        }
+        None => None,
+    };
     Ok(Resolved {
         source,
         params,

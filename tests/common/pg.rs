@@ -18,6 +18,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use hop::db::cluster::{Cluster, ClusterOptions};
+
+#[path = "certs.rs"]
+pub mod certs;
 use hop::db::pgbin;
 
 /// The role with a password, for tests of password authentication.
@@ -53,16 +56,32 @@ fn no_postgres(e: hop::Error) -> ! {
 }
 
 fn start() -> TestServer {
-    let base = tempfile::Builder::new()
-        .prefix("hop-test-")
-        .tempdir_in("/tmp")
-        .unwrap_or_else(|e| panic!("cannot create a temporary folder in /tmp: {e}"))
-        .keep();
+    let base = new_base();
     let opts = ClusterOptions {
         fast: true,
         extra_hba: vec![format!("local all {PW_USER} scram-sha-256")],
+        ..Default::default()
     };
+    launch(base, opts, &[])
+}
+
+fn new_base() -> PathBuf {
+    tempfile::Builder::new()
+        .prefix("hop-test-")
+        .tempdir_in("/tmp")
+        .unwrap_or_else(|e| panic!("cannot create a temporary folder in /tmp: {e}"))
+        .keep()
+}
+
+/// Starts a cluster in `base` (its files handed to the server's user
+/// first), with its watchdog and the role `pwuser`.
+fn launch(base: PathBuf, opts: ClusterOptions, owned: &[&Path]) -> TestServer {
     let cluster = Cluster::at(&base, opts).unwrap_or_else(|e| no_postgres(e));
+    for f in owned {
+        cluster
+            .give_to_owner(f)
+            .unwrap_or_else(|e| panic!("{}", e.render()));
+    }
     let psql = pgbin::client_tool("psql").unwrap_or_else(|e| no_postgres(e));
     // The watchdog first, so that even a failed start is cleaned up.
     let watchdog = start_watchdog(&cluster, &base);
@@ -83,6 +102,89 @@ fn start() -> TestServer {
         &format!("CREATE ROLE {PW_USER} LOGIN CREATEDB PASSWORD '{PW_PASSWORD}'"),
     );
     server
+}
+
+/// The role that logs in with the client certificate of [`TlsServer`].
+pub const CERT_USER: &str = "certuser";
+
+/// A TLS-only server (docs/connection.md): `ssl=on` with a certificate for
+/// `localhost` signed by a CA made for the run, listening on 127.0.0.1,
+/// whose pg_hba accepts TCP only as `hostssl`: scram-sha-256 for
+/// `pwuser`, `cert` for [`CERT_USER`]. Plain TCP is refused. The harness
+/// itself uses the Unix socket (trust) to set things up.
+pub struct TlsServer {
+    pub server: TestServer,
+    pub host: &'static str,
+    pub port: u16,
+    pub ca: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+static TLS_SERVER: OnceLock<TlsServer> = OnceLock::new();
+
+/// The test process's TLS-only server, started on first use.
+pub fn tls_server() -> &'static TlsServer {
+    TLS_SERVER.get_or_init(start_tls)
+}
+
+fn start_tls() -> TlsServer {
+    let base = new_base();
+    let server_dir = base.join("tls");
+    let certs = certs::make(&server_dir, "localhost", CERT_USER);
+    // The client's files stay the test's own (its key is mode 0600).
+    let client_dir = base.join("client");
+    std::fs::create_dir_all(&client_dir).unwrap();
+    let client_cert = client_dir.join("client.crt");
+    let client_key = client_dir.join("client.key");
+    std::fs::rename(&certs.client_cert, &client_cert).unwrap();
+    std::fs::rename(&certs.client_key, &client_key).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("cannot find a free TCP port: {e}"));
+    let path = |p: &Path| p.display().to_string();
+    let opts = ClusterOptions {
+        fast: true,
+        extra_hba: vec![
+            format!("hostssl all {CERT_USER} 127.0.0.1/32 cert"),
+            "hostssl all all 127.0.0.1/32 scram-sha-256".into(),
+        ],
+        tcp_port: Some(port),
+        settings: vec![
+            ("ssl".into(), "on".into()),
+            ("ssl_cert_file".into(), path(&certs.server_cert)),
+            ("ssl_key_file".into(), path(&certs.server_key)),
+            ("ssl_ca_file".into(), path(&certs.ca)),
+        ],
+    };
+    let owned = [
+        server_dir.as_path(),
+        certs.server_cert.as_path(),
+        certs.server_key.as_path(),
+        certs.ca.as_path(),
+    ];
+    let server = launch(base, opts, &owned);
+    server.psql(
+        "postgres",
+        &format!("CREATE ROLE {CERT_USER} LOGIN CREATEDB"),
+    );
+    TlsServer {
+        server,
+        host: "localhost",
+        port,
+        ca: certs.ca,
+        client_cert,
+        client_key,
+    }
+}
+
+impl TlsServer {
+    /// `postgresql://<user>@<host>:<port>/<db>` over TCP (no password, no
+    /// TLS settings: the test gives those).
+    pub fn url(&self, host: &str, user: &str, db: &str) -> String {
+        format!("postgresql://{user}@{host}:{}/{db}", self.port)
+    }
 }
 
 /// Starts `sh` as the cluster's owner, in its own session (Ctrl-C on the

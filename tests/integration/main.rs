@@ -16,6 +16,7 @@ mod test_production;
 mod test_release;
 mod test_shared_server;
 mod test_snapshots;
+mod test_tls;
 mod test_workflow;
 
 /// Every `test_*.rs` file must be listed above, or it silently never runs.

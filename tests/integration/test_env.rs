@@ -8,7 +8,7 @@ use crate::support::{TestEnv, pg, write};
 /// Runs, in the clone `dir`, `eval "$(git hop-release env)"` and then
 /// Python (the test venv, with half-orm) counting the rows of
 /// `<package>.public.<module>.<class>`.
-fn count_through_half_orm(
+pub(crate) fn count_through_half_orm(
     env: &TestEnv,
     dir: &str,
     package: &str,

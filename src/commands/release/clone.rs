@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::commands::db_args::DbArgs;
-use crate::db::conn::ConnParams;
 use crate::db::database::Database;
 use crate::db::meta;
 use crate::error::{Error, Result};
@@ -40,6 +39,9 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     if let Some(name) = &args.database {
         crate::settings::validate_db_name(name)?;
+    }
+    if let Some(url) = &args.db.db_url {
+        crate::db::database::check_db_url(url)?;
     }
     if args.production && args.force {
         return Err(Error::usage(
@@ -100,13 +102,13 @@ fn clone(args: &Args, cwd: &Path, dir: &Path, existed: bool, undo: &mut Undo) ->
     }
     if let Some(url) = &args.db.db_url {
         // Remember the server, never a password.
-        let mut p = ConnParams::parse(url)?;
+        let mut p = crate::db::database::check_db_url(url)?;
         if p.password.take().is_some() {
             eprintln!(
                 "note: the password in --db-url is not stored; use PGPASSWORD or ~/.pgpass for later commands"
             );
         }
-        g.run(&["config", "hop.database.url", &p.describe()])?;
+        g.run(&["config", "hop.database.url", &p.to_conninfo()])?;
     }
     let project = Project::discover(dir)?;
     let version = snapshot::current_version(&project.root)?;

@@ -12,8 +12,9 @@ use crate::project::Project;
 ///
 /// Print `export` lines for HALFORM_CONF_DIR (the half_orm config of this
 /// clone's database, which init, clone, generate, apply, restore and
-/// upgrade write), PGHOST, PGPORT, PGUSER and
-/// PGDATABASE, for eval "$(git hop-release env)"; never a password (use
+/// upgrade write), PGHOST, PGPORT, PGUSER, PGDATABASE and the TLS settings
+/// (PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGCHANNELBINDING) when
+/// there are any, for eval "$(git hop-release env)"; never a password (use
 /// PGPASSWORD or ~/.pgpass). Starts the embedded cluster when it is the
 /// server
 #[derive(clap::Args, Debug)]
@@ -48,15 +49,8 @@ pub fn run(args: Args) -> Result<()> {
         "HALFORM_CONF_DIR".to_string(),
         conf_dir.display().to_string(),
     )];
-    let mut push = |k: &str, v: Option<String>| {
-        if let Some(v) = v {
-            vars.push((k.to_string(), v));
-        }
-    };
-    push("PGHOST", p.host.clone());
-    push("PGPORT", p.port.map(|x| x.to_string()));
-    push("PGUSER", p.user.clone());
-    push("PGDATABASE", Some(db.name().to_string()));
+    // What psql would get (TLS settings included), never the password.
+    vars.extend(p.child_env().into_iter().filter(|(k, _)| k != "PGPASSWORD"));
     if args.json {
         let text = serde_json::to_string_pretty(&Env {
             schema_version: 1,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::ConnParams;
 use super::passfile::os_user;
+use super::tls::{ChannelBinding, SslMode};
 use crate::error::{Error, Result};
 
 /// The keys we understand, in conninfo strings, URI queries and service files.
@@ -19,6 +20,10 @@ pub(super) const KEYS: &[&str] = &[
     "password",
     "dbname",
     "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "channel_binding",
     "connect_timeout",
     "application_name",
     "service",
@@ -29,7 +34,6 @@ pub(super) const KEYS: &[&str] = &[
 pub(super) const LIBPQ_ONLY_KEYS: &[&str] = &[
     "passfile",
     "require_auth",
-    "channel_binding",
     "client_encoding",
     "options",
     "fallback_application_name",
@@ -42,11 +46,8 @@ pub(super) const LIBPQ_ONLY_KEYS: &[&str] = &[
     "gssencmode",
     "sslnegotiation",
     "sslcompression",
-    "sslcert",
-    "sslkey",
     "sslpassword",
     "sslcertmode",
-    "sslrootcert",
     "sslcrl",
     "sslcrldir",
     "sslsni",
@@ -69,6 +70,10 @@ pub(super) const ENV_KEYS: &[(&str, &str)] = &[
     ("PGPASSWORD", "password"),
     ("PGDATABASE", "dbname"),
     ("PGSSLMODE", "sslmode"),
+    ("PGSSLROOTCERT", "sslrootcert"),
+    ("PGSSLCERT", "sslcert"),
+    ("PGSSLKEY", "sslkey"),
+    ("PGCHANNELBINDING", "channel_binding"),
     ("PGCONNECT_TIMEOUT", "connect_timeout"),
     ("PGAPPNAME", "application_name"),
 ];
@@ -86,9 +91,6 @@ pub(super) const ENV_TRIGGERS: &[&str] = &[
 
 pub(crate) const CONNINFO_HINT: &str = "use a URL such as postgres://user@host:5432/dbname, or key=value pairs \
      such as \"host=localhost dbname=shop\"";
-
-pub(super) const SSLMODE_HINT: &str = "use sslmode=disable, allow, prefer or require: git-hop's own \
-     PostgreSQL client cannot verify server certificates";
 
 /// Where a collected value came from, for error messages.
 #[derive(Clone, Debug)]
@@ -158,7 +160,11 @@ impl Settings {
             None => None,
         };
         let sslmode = match self.take("sslmode") {
-            Some((v, origin)) => Some(check_sslmode(&v, &origin)?),
+            Some((v, origin)) => Some(SslMode::parse(&v, &origin)?),
+            None => None,
+        };
+        let channel_binding = match self.take("channel_binding") {
+            Some((v, origin)) => Some(ChannelBinding::parse(&v, &origin)?),
             None => None,
         };
         let connect_timeout = match self.take("connect_timeout") {
@@ -176,6 +182,10 @@ impl Settings {
             password: self.take("password").map(|v| v.0),
             dbname: self.take("dbname").map(|v| v.0),
             sslmode,
+            sslrootcert: self.take("sslrootcert").map(|v| v.0),
+            sslcert: self.take("sslcert").map(|v| v.0),
+            sslkey: self.take("sslkey").map(|v| v.0),
+            channel_binding,
             connect_timeout,
             application_name: self.take("application_name").map(|v| v.0),
         })
@@ -191,18 +201,6 @@ pub(super) fn parse_port(v: &str, origin: &Origin) -> Result<u16> {
         .hint("give a single port")),
         _ => Err(Error::new(format!("invalid port \"{v}\" {origin}"))
             .hint("give a port number between 1 and 65535")),
-    }
-}
-
-pub(super) fn check_sslmode(v: &str, origin: &Origin) -> Result<String> {
-    match v {
-        "disable" | "allow" | "prefer" | "require" => Ok(v.to_string()),
-        "verify-ca" | "verify-full" => Err(Error::new(format!(
-            "sslmode={v} {origin} is not supported: git-hop's PostgreSQL client only \
-             supports sslmode disable, allow, prefer and require"
-        ))
-        .hint(SSLMODE_HINT)),
-        _ => Err(Error::new(format!("invalid sslmode \"{v}\" {origin}")).hint(SSLMODE_HINT)),
     }
 }
 
