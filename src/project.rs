@@ -116,6 +116,18 @@ impl Project {
     pub fn state_dir(&self) -> PathBuf {
         self.repo.common_dir().join("hop")
     }
+
+    /// This clone's template databases (docs/engine.md); `None` in a
+    /// production clone, which never uses them, or with
+    /// `hop.templateCache = 0`.
+    pub fn templates(&self) -> Option<crate::rebuild::template::Cache> {
+        (!self.clone.production && self.clone.template_cache > 0).then(|| {
+            crate::rebuild::template::Cache::for_clone(
+                &self.repo.common_dir(),
+                self.clone.template_cache,
+            )
+        })
+    }
 }
 
 /// A folder about to receive a new project (init, clone) must not exist or

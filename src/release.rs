@@ -361,7 +361,7 @@ pub fn build_production(
     let file = PatchesFile::load(&toml)?;
     let patches = file.staged();
 
-    let temp = validation::validate_tree_keep(project, working, &wt, target, &file)?;
+    let temp = validation::validate_tree_keep(project, working, &wt, target, &file, false)?;
     let texts = snapshot::dump(&temp.db)?;
     drop(temp);
     // The snapshot must build what it was dumped from (docs/snapshots.md).

@@ -201,6 +201,9 @@ pub struct CloneSettings {
     /// `hop.lockTimeout`: the `lock_timeout` of every statement of an
     /// upgrade (default 2 s).
     pub lock_timeout: std::time::Duration,
+    /// `hop.templateCache`: how many template databases this clone keeps
+    /// (docs/engine.md; default 4, 0 = none: every rebuild replays).
+    pub template_cache: usize,
 }
 
 /// The default of `hop.lockTimeout`.
@@ -252,6 +255,15 @@ impl CloneSettings {
                         "git config hop.lockTimeout has the value '{v}', which is not a duration"
                     ))
                     .hint("git config hop.lockTimeout 2s   (500ms, 2s, 1min; a bare number is milliseconds)")
+                })?,
+            },
+            template_cache: match repo.config_string("hop.templateCache") {
+                None => crate::rebuild::template::DEFAULT_LIMIT,
+                Some(v) => v.trim().parse::<usize>().map_err(|_| {
+                    Error::new(format!(
+                        "git config hop.templateCache has the value '{v}', which is not a number"
+                    ))
+                    .hint("git config hop.templateCache 4   (0: no template databases)")
                 })?,
             },
         })

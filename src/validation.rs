@@ -140,7 +140,7 @@ pub fn validate_staged(
     version: &Version,
 ) -> Result<()> {
     check_integrity(project, wt, release_commit, id, file, version)?;
-    let temp = validate_tree_keep(project, working, wt, version, file)?;
+    let temp = validate_tree_keep(project, working, wt, version, file, true)?;
     let dir = wt.path.join("Patches").join(id.as_str());
     if touches_snapshot_loading(&dir) {
         // The cheap form of promote's proof (docs/snapshots.md), so that a
@@ -289,7 +289,7 @@ pub fn validate_tree(
     version: &Version,
     file: &PatchesFile,
 ) -> Result<()> {
-    validate_tree_keep(project, working, wt, version, file).map(|_| ())
+    validate_tree_keep(project, working, wt, version, file, false).map(|_| ())
 }
 
 /// [`validate_tree`], handing the validation database to the caller (a
@@ -301,6 +301,7 @@ pub fn validate_tree_keep(
     wt: &Worktree,
     version: &Version,
     file: &PatchesFile,
+    templates: bool,
 ) -> Result<TempDatabase> {
     let order = rebuild::patch_order(file, None)?;
     let temp = TempDatabase::new(working, "validate");
@@ -322,7 +323,26 @@ pub fn validate_tree_keep(
     let config = ProjectConfig::load(&wt.path)?;
     let env = crate::generate::environment(conf.path(), &wt.path, &config, &temp.db)?;
     let mut out = std::io::stdout();
-    rebuild::rebuild(&temp.db, &wt.path, version, &order, env.clone(), &mut out)?;
+    // merge and pre-push start from templates (the whole order is staged:
+    // the patch being merged ends it, so the next apply finds the new head
+    // made); promotions replay (docs/engine.md).
+    let cache = templates.then(|| project.templates()).flatten();
+    let start = match &cache {
+        Some(cache) => rebuild::Start::Templates {
+            cache,
+            staged: order.len(),
+        },
+        None => rebuild::Start::Replay,
+    };
+    rebuild::rebuild(
+        &temp.db,
+        &wt.path,
+        version,
+        &order,
+        start,
+        env.clone(),
+        &mut out,
+    )?;
     let generated = crate::generate::regenerate(&wt.path, &config, &temp.db)?;
     println!("{}", crate::generate::summary(&generated));
     // Generated code must equal the committed code.

@@ -143,9 +143,23 @@ impl Database {
     }
 
     pub fn create(&self) -> Result<()> {
+        self.create_with(None)
+    }
+
+    /// Creates the database as a copy of `template` (`CREATE DATABASE …
+    /// TEMPLATE`: no session may be open on it).
+    pub fn create_from(&self, template: &str) -> Result<()> {
+        self.create_with(Some(template))
+    }
+
+    fn create_with(&self, template: Option<&str>) -> Result<()> {
         let mut c = self.connect_maintenance()?;
-        c.batch_execute(&format!("CREATE DATABASE {}", quote_ident(self.name())))
-            .map_err(|e| sql_error(&format!("cannot create database {}", self.name()), e))?;
+        let from = template.map_or(String::new(), |t| format!(" TEMPLATE {}", quote_ident(t)));
+        c.batch_execute(&format!(
+            "CREATE DATABASE {}{from}",
+            quote_ident(self.name())
+        ))
+        .map_err(|e| sql_error(&format!("cannot create database {}", self.name()), e))?;
         if let Some(note) = &self.note {
             c.batch_execute(&format!(
                 "COMMENT ON DATABASE {} IS {}",

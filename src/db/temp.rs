@@ -37,7 +37,7 @@ impl TempDatabase {
 
 /// `<working>_hop_<purpose>_<random>`, the working database's name cut (on
 /// a character boundary) so that the whole fits in 63 bytes.
-fn name(working: &str, purpose: &str) -> String {
+pub(crate) fn name(working: &str, purpose: &str) -> String {
     let tail = format!("_hop_{purpose}_{}", owner::random_hex());
     let room = NAME_MAX.saturating_sub(tail.len());
     let mut head = String::new();
@@ -53,7 +53,7 @@ fn name(working: &str, purpose: &str) -> String {
 /// Temporary databases left by killed runs of this host (their process is
 /// gone, a zombie, or its pid now names another process). Another host's
 /// are never touched, whatever their pid.
-fn drop_stale(working: &Database) {
+pub(crate) fn drop_stale(working: &Database) {
     let Ok(mut client) = working.connect_maintenance() else {
         return;
     };

@@ -5,6 +5,7 @@
 //! `upgrade/{mod,runner}.rs` in the same shape (docs/engine.md).
 
 pub mod runner;
+pub mod template;
 
 use std::io::Write;
 use std::path::Path;
@@ -32,8 +33,21 @@ pub fn patch_order(file: &PatchesFile, current: Option<&PatchId>) -> Result<Vec<
     Ok(ids)
 }
 
+/// How a rebuild starts: a full replay, or from this clone's template
+/// databases (docs/engine.md), whose head may hold the first `staged`
+/// patches.
+pub enum Start<'a> {
+    Replay,
+    Templates {
+        cache: &'a template::Cache,
+        staged: usize,
+    },
+}
+
 /// Drops and recreates `db`, loads the production snapshot found in `root`,
-/// and runs `patches` (folders under `root/Patches`). Every patch folder is
+/// and runs `patches` (folders under `root/Patches`); with
+/// [`Start::Templates`], copies a template holding the snapshot and the
+/// staged head instead, and runs only the rest. Every patch folder is
 /// checked first (docs/patches.md): a refused file leaves the database as
 /// it was.
 pub fn rebuild(
@@ -41,6 +55,7 @@ pub fn rebuild(
     root: &Path,
     release: &Version,
     patches: &[PatchId],
+    start: Start,
     extra_env: Vec<(String, String)>,
     out: &mut dyn Write,
 ) -> Result<RunReport> {
@@ -63,6 +78,45 @@ pub fn rebuild(
     // Every folder read and checked once, before the database is touched.
     let checked = runner::check(&to_run, root)?;
     db.ensure_server()?;
+    if let Start::Templates { cache, staged } = start {
+        let head = template::cacheable(&checked, staged);
+        match template::create_from_template(
+            db,
+            cache,
+            root,
+            &production,
+            release,
+            &checked,
+            head,
+            &extra_env,
+            out,
+        )? {
+            Ok(()) if head == checked.len() => {
+                return Ok(RunReport {
+                    patches: Vec::new(),
+                    total: std::time::Duration::ZERO,
+                });
+            }
+            Ok(()) => {
+                return runner::run_checked(
+                    &db.params,
+                    release,
+                    &checked.part(head..checked.len()),
+                    RunOptions {
+                        root,
+                        extra_env,
+                        out,
+                    },
+                );
+            }
+            Err(template::Fallback(reason)) => {
+                let _ = writeln!(
+                    out,
+                    "note: no template database ({reason}); replaying the whole release"
+                );
+            }
+        }
+    }
     if db.exists()? {
         db.drop_database()?;
     }

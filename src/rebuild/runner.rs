@@ -98,8 +98,39 @@ pub fn run_patches(
 
 /// Patches read and checked (docs/patches.md), ready to run: a rebuild
 /// checks them before it touches the database.
+#[derive(Clone)]
 pub struct Checked {
     planned: Vec<Planned>,
+}
+
+impl Checked {
+    pub fn len(&self) -> usize {
+        self.planned.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.planned.is_empty()
+    }
+
+    /// The SHA-256 of patch `i`'s folder.
+    pub fn sha256(&self, i: usize) -> &str {
+        &self.planned[i].sha256
+    }
+
+    /// Whether patch `i` has a Python step.
+    pub fn has_python(&self, i: usize) -> bool {
+        self.planned[i]
+            .steps
+            .iter()
+            .any(|s| s.kind == patch_dir::StepKind::Python)
+    }
+
+    /// The patches `range` of this plan, checked already.
+    pub fn part(&self, range: std::ops::Range<usize>) -> Checked {
+        Checked {
+            planned: self.planned[range].to_vec(),
+        }
+    }
 }
 
 /// Reads and checks every patch folder of `patches` (errors show paths
@@ -178,6 +209,7 @@ pub fn run_checked(
     })
 }
 
+#[derive(Clone)]
 struct Planned {
     id: String,
     steps: Vec<Step>,

@@ -16,6 +16,7 @@ mod test_production;
 mod test_release;
 mod test_shared_server;
 mod test_snapshots;
+mod test_templates;
 mod test_tls;
 mod test_workflow;
 

@@ -33,7 +33,15 @@ pub fn run(args: Args) -> Result<()> {
     let mut out = std::io::stdout();
     let conf_dir = crate::generate::working_config_dir(&project.state_dir());
     let env = crate::generate::environment(&conf_dir, &project.root, &project.config, &db)?;
-    let report = rebuild::rebuild(&db, &project.root, &version, &order, env, &mut out)?;
+    let cache = project.templates();
+    let start = match &cache {
+        Some(cache) => rebuild::Start::Templates {
+            cache,
+            staged: file.staged().len(),
+        },
+        None => rebuild::Start::Replay,
+    };
+    let report = rebuild::rebuild(&db, &project.root, &version, &order, start, env, &mut out)?;
     let generated = crate::generate::regenerate(&project.root, &project.config, &db)?;
     println!("{}", crate::generate::summary(&generated));
     println!(

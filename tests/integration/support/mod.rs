@@ -376,6 +376,8 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
+        // This clone's template databases too, so the shared server stays small.
+        let _ = self.env.release(&self.name, &["db", "gc"]);
         pg::server().drop_db(&self.db);
     }
 }

@@ -1,0 +1,460 @@
+//! Template databases (docs/engine.md, "Fast rebuilds"): a development
+//! rebuild starts from a copy (`CREATE DATABASE … TEMPLATE`) of a database
+//! that already holds the production snapshot and the release's staged
+//! head, made once by a real replay, so `apply` and the `merge` validation
+//! replay only the current patch.
+//!
+//! Keys chain: the snapshot's key hashes its three files and the server
+//! version; each staged patch's key hashes the previous key, the release
+//! and the patch folder's SHA-256. A rebuild clones the longest prefix of
+//! its head that has a template, replays the rest of the head into a new
+//! template, then clones that. A patch with Python steps ends what can be
+//! cached. Templates are named `hop_tpl_<clone>_<random>` and marked in
+//! their comment (`git-hop template: key=… clone=… used=…`); a
+//! template being built carries a temporary database's comment, so a killed
+//! build is swept like any leftover. Each clone keeps at most
+//! `hop.templateCache` (default 4), dropping the least recently used.
+//! Production never uses them; any failure to create or copy one falls back
+//! to a full replay, said once.
+
+use std::io::Write;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::runner::{self, Checked, RunOptions};
+use crate::db::database::{Database, quote_ident, quote_literal};
+use crate::db::temp;
+use crate::error::{Error, Result};
+use crate::snapshot;
+use crate::version::Version;
+
+/// What a ready template's comment starts with.
+pub const COMMENT: &str = "git-hop template:";
+
+/// The default of `hop.templateCache`.
+pub const DEFAULT_LIMIT: usize = 4;
+
+/// This clone's templates: whose they are and how many to keep.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    /// A hash of the clone's git folder and host.
+    pub clone_id: String,
+    pub limit: usize,
+}
+
+impl Cache {
+    /// The cache of the clone whose git common folder is `git_dir`.
+    pub fn for_clone(git_dir: &Path, limit: usize) -> Cache {
+        let path = std::fs::canonicalize(git_dir).unwrap_or_else(|_| git_dir.to_path_buf());
+        let mut h = Sha256::new();
+        h.update(crate::owner::host_id().as_bytes());
+        h.update([0]);
+        h.update(path.as_os_str().as_encoded_bytes());
+        Cache {
+            clone_id: hex(&h.finalize())[..16].to_string(),
+            limit,
+        }
+    }
+}
+
+/// A ready template on the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    pub name: String,
+    pub key: String,
+    pub clone_id: String,
+    /// Seconds since the epoch of its last use.
+    pub used: u64,
+    pub size: i64,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn comment(key: &str, clone_id: &str) -> String {
+    format!("{COMMENT} key={key} clone={clone_id} used={}", now())
+}
+
+fn parse(name: String, note: &str, size: i64) -> Option<Template> {
+    let rest = note.strip_prefix(COMMENT)?;
+    let mut t = Template {
+        name,
+        key: String::new(),
+        clone_id: String::new(),
+        used: 0,
+        size,
+    };
+    for part in rest.split_whitespace() {
+        if let Some(v) = part.strip_prefix("key=") {
+            t.key = v.to_string();
+        } else if let Some(v) = part.strip_prefix("clone=") {
+            t.clone_id = v.to_string();
+        } else if let Some(v) = part.strip_prefix("used=") {
+            t.used = v.parse().unwrap_or(0);
+        }
+    }
+    (!t.key.is_empty() && !t.clone_id.is_empty()).then_some(t)
+}
+
+/// The ready templates on `working`'s server, every clone's.
+pub fn list(working: &Database) -> Result<Vec<Template>> {
+    let mut c = working.connect_maintenance()?;
+    let rows = c
+        .query(
+            "SELECT d.datname, shobj_description(d.oid, 'pg_database'), pg_database_size(d.oid) \
+             FROM pg_database d WHERE starts_with(shobj_description(d.oid, 'pg_database'), $1)",
+            &[&COMMENT],
+        )
+        .map_err(|e| crate::db::database::sql_error("cannot list the template databases", e))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let note: Option<String> = r.get(1);
+            parse(r.get(0), note.as_deref().unwrap_or(""), r.get(2))
+        })
+        .collect())
+}
+
+/// Drops this clone's templates; returns how many.
+pub fn gc(working: &Database, cache: &Cache) -> Result<usize> {
+    let mut n = 0;
+    let mut c = working.connect_maintenance()?;
+    for t in list(working)?
+        .into_iter()
+        .filter(|t| t.clone_id == cache.clone_id)
+    {
+        c.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(&t.name)
+        ))
+        .map_err(|e| crate::db::database::sql_error(&format!("cannot drop {}", t.name), e))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The keys of a rebuild: `[snapshot, after patch 1, …, after patch head]`.
+pub fn keys(
+    root: &Path,
+    production: &Version,
+    release: &Version,
+    checked: &Checked,
+    head: usize,
+    server_version: &str,
+) -> Result<Vec<String>> {
+    let files = snapshot::files(root, production);
+    let mut h = Sha256::new();
+    h.update(b"git-hop snapshot\0");
+    for f in [&files.schema, &files.data, &files.metadata] {
+        match std::fs::read(f) {
+            Ok(bytes) => {
+                h.update((bytes.len() as u64).to_le_bytes());
+                h.update(&bytes);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => h.update(b"-"),
+            Err(e) => return Err(Error::io("cannot read", f, e)),
+        }
+    }
+    h.update(server_version.as_bytes());
+    let mut keys = vec![hex(&h.finalize())];
+    for i in 0..head {
+        let mut h = Sha256::new();
+        h.update(keys[i].as_bytes());
+        h.update(release.to_string().as_bytes());
+        h.update([0]);
+        h.update(checked.sha256(i).as_bytes());
+        keys.push(hex(&h.finalize()));
+    }
+    Ok(keys)
+}
+
+/// How many leading patches of `checked` a template may hold: the first
+/// `staged` ones, up to the first with a Python step.
+pub fn cacheable(checked: &Checked, staged: usize) -> usize {
+    (0..staged.min(checked.len()))
+        .find(|&i| checked.has_python(i))
+        .unwrap_or(staged.min(checked.len()))
+}
+
+/// Why templates could not serve: said once, then the caller replays.
+pub struct Fallback(pub String);
+
+/// Creates `target` (dropped first when it exists) as a copy of the
+/// template holding the snapshot and the first `head` patches of
+/// `checked`, building what is missing. `Ok(Err(Fallback))` when the server
+/// would not create or copy a template (the target is left as it was); an
+/// `Err` is a failure of the snapshot or a staged patch itself.
+#[allow(clippy::too_many_arguments)]
+pub fn create_from_template(
+    target: &Database,
+    cache: &Cache,
+    root: &Path,
+    production: &Version,
+    release: &Version,
+    checked: &Checked,
+    head: usize,
+    extra_env: &[(String, String)],
+    out: &mut dyn Write,
+) -> Result<std::result::Result<(), Fallback>> {
+    let server_version = match server_version(target) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(Fallback(e.message))),
+    };
+    let keys = keys(root, production, release, checked, head, &server_version)?;
+    temp::drop_stale(target);
+    let ours: Vec<Template> = match list(target) {
+        Ok(l) => l
+            .into_iter()
+            .filter(|t| t.clone_id == cache.clone_id)
+            .collect(),
+        Err(e) => return Ok(Err(Fallback(e.message))),
+    };
+    // The longest prefix that has a template.
+    let found = (0..keys.len()).rev().find_map(|i| {
+        ours.iter()
+            .find(|t| t.key == keys[i])
+            .map(|t| (i, t.clone()))
+    });
+    let mut made = Vec::new();
+    let (mut have, mut source) = match found {
+        Some((i, t)) => (i, t.name),
+        None => {
+            let started = std::time::Instant::now();
+            let tpl = match new_template(target, cache, None) {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(Fallback(e.message))),
+            };
+            if let Err(e) = snapshot::load(&tpl.params, root, production) {
+                let _ = tpl.drop_database();
+                return Err(e);
+            }
+            if let Err(e) = mark_ready(target, &tpl, &keys[0], cache) {
+                let _ = tpl.drop_database();
+                return Ok(Err(Fallback(e.message)));
+            }
+            let _ = writeln!(
+                out,
+                "template {}: production snapshot {production} ({} ms, made once)",
+                tpl.name(),
+                started.elapsed().as_millis()
+            );
+            made.push(tpl.name().to_string());
+            (0, tpl.name().to_string())
+        }
+    };
+    if have < head {
+        let tpl = match new_template(target, cache, Some(&source)) {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(Fallback(e.message))),
+        };
+        let _ = writeln!(
+            out,
+            "template {}: the staged head ({} patch(es) from the template of {have}), made once",
+            tpl.name(),
+            head - have
+        );
+        let run = runner::run_checked(
+            &tpl.params,
+            release,
+            &checked.part(have..head),
+            RunOptions {
+                root,
+                extra_env: extra_env.to_vec(),
+                out,
+            },
+        );
+        if let Err(e) = run {
+            let _ = tpl.drop_database();
+            return Err(e);
+        }
+        if let Err(e) = mark_ready(target, &tpl, &keys[head], cache) {
+            let _ = tpl.drop_database();
+            return Ok(Err(Fallback(e.message)));
+        }
+        made.push(tpl.name().to_string());
+        have = head;
+        source = tpl.name().to_string();
+    } else {
+        touch(target, &source, &keys[have], cache);
+    }
+    debug_assert_eq!(have, head);
+    if let Err(e) = copy(target, &source) {
+        return Ok(Err(Fallback(e.message)));
+    }
+    let _ = writeln!(
+        out,
+        "database {}: copied from template {source} (production snapshot {production}{})",
+        target.name(),
+        match head {
+            0 => String::new(),
+            n => format!(" and {n} staged patch(es)"),
+        }
+    );
+    evict(target, cache, &made);
+    Ok(Ok(()))
+}
+
+fn server_version(db: &Database) -> Result<String> {
+    let mut c = db.connect_maintenance()?;
+    let row = c
+        .query_one("SHOW server_version_num", &[])
+        .map_err(|e| crate::db::database::sql_error("cannot read the server version", e))?;
+    Ok(row.get(0))
+}
+
+/// A new, empty (or copied from `from`) database to become a template,
+/// with a temporary database's comment until it is ready.
+fn new_template(working: &Database, cache: &Cache, from: Option<&str>) -> Result<Database> {
+    // Not named after the working database: a template serves every
+    // database of this clone.
+    let name = format!(
+        "hop_tpl_{}_{}",
+        &cache.clone_id[..8],
+        crate::owner::random_hex()
+    );
+    let db = Database {
+        source: working.source,
+        params: working.params.with_dbname(&name),
+        cluster: working.cluster.clone(),
+        note: Some(format!(
+            "{} template {}",
+            temp::COMMENT,
+            crate::owner::Owner::me()
+        )),
+    };
+    match from {
+        None => db.create()?,
+        Some(t) => db.create_from(t)?,
+    }
+    Ok(db)
+}
+
+fn mark_ready(working: &Database, tpl: &Database, key: &str, cache: &Cache) -> Result<()> {
+    let mut c = working.connect_maintenance()?;
+    c.batch_execute(&format!(
+        "COMMENT ON DATABASE {} IS {}",
+        quote_ident(tpl.name()),
+        quote_literal(&comment(key, &cache.clone_id))
+    ))
+    .map_err(|e| crate::db::database::sql_error("cannot mark the template", e))
+}
+
+/// Records a use (for the least-recently-used bound); best effort.
+fn touch(working: &Database, name: &str, key: &str, cache: &Cache) {
+    if let Ok(mut c) = working.connect_maintenance() {
+        let _ = c.batch_execute(&format!(
+            "COMMENT ON DATABASE {} IS {}",
+            quote_ident(name),
+            quote_literal(&comment(key, &cache.clone_id))
+        ));
+    }
+}
+
+/// Drops and recreates `target` as a copy of `template`.
+fn copy(target: &Database, template: &str) -> Result<()> {
+    if target.exists()? {
+        target.drop_database()?;
+    }
+    target.create_from(template)
+}
+
+/// Keeps this clone's `limit` most recently used templates (never one just
+/// made); best effort.
+fn evict(working: &Database, cache: &Cache, keep: &[String]) {
+    let Ok(all) = list(working) else {
+        return;
+    };
+    let mut ours: Vec<Template> = all
+        .into_iter()
+        .filter(|t| t.clone_id == cache.clone_id)
+        .collect();
+    if ours.len() <= cache.limit.max(1) {
+        return;
+    }
+    ours.sort_by_key(|t| (keep.contains(&t.name), t.used));
+    let excess = ours.len() - cache.limit.max(1);
+    let Ok(mut c) = working.connect_maintenance() else {
+        return;
+    };
+    for t in ours.iter().take(excess) {
+        if keep.contains(&t.name) {
+            continue;
+        }
+        let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(&t.name)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_round_trip() {
+        let note = comment("abc", "c1");
+        let t = parse("n".into(), &note, 7).unwrap();
+        assert_eq!(
+            (t.key.as_str(), t.clone_id.as_str(), t.size),
+            ("abc", "c1", 7)
+        );
+        assert!(t.used > 0);
+        assert!(parse("n".into(), "git-hop temporary database: x", 0).is_none());
+        assert!(parse("n".into(), "git-hop template: clone=c1", 0).is_none());
+    }
+
+    #[test]
+    fn a_new_snapshot_or_a_changed_staged_patch_gives_a_new_key() {
+        use crate::patch_id::PatchId;
+        use runner::PatchToRun;
+        let root = tempfile::tempdir().unwrap();
+        let v: Version = "0.1.0".parse().unwrap();
+        let r: Version = "0.2.0".parse().unwrap();
+        snapshot::write(root.path(), &v, "schema", "data", "meta").unwrap();
+        let patch = root.path().join("Patches/1-a");
+        std::fs::create_dir_all(&patch).unwrap();
+        std::fs::write(patch.join("01.sql"), "CREATE TABLE a (id int);\n").unwrap();
+        let to_run = [PatchToRun {
+            id: PatchId::parse("1-a").unwrap(),
+            dir: patch.clone(),
+        }];
+        let keys_now = || {
+            let checked = runner::check(&to_run, root.path()).unwrap();
+            keys(root.path(), &v, &r, &checked, 1, "150018").unwrap()
+        };
+        let first = keys_now();
+        assert_eq!(first.len(), 2);
+        assert_eq!(first, keys_now(), "keys are stable");
+        let checked = runner::check(&to_run, root.path()).unwrap();
+        let other_server = keys(root.path(), &v, &r, &checked, 1, "160004").unwrap();
+        assert_ne!(first[0], other_server[0]);
+        std::fs::write(patch.join("01.sql"), "CREATE TABLE a (id bigint);\n").unwrap();
+        let edited = keys_now();
+        assert_eq!(edited[0], first[0], "the snapshot's key stays");
+        assert_ne!(edited[1], first[1], "an edited staged patch: a new head");
+        snapshot::write(root.path(), &v, "schema2", "data", "meta").unwrap();
+        let resnap = keys_now();
+        assert_ne!(resnap[0], first[0]);
+        assert_ne!(resnap[1], edited[1]);
+        // A Python step ends what can be cached.
+        std::fs::write(patch.join("02.py"), "print(1)\n").unwrap();
+        let checked = runner::check(&to_run, root.path()).unwrap();
+        assert_eq!(cacheable(&checked, 1), 0);
+    }
+
+    #[test]
+    fn clone_ids_differ_by_folder() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let ca = Cache::for_clone(a.path(), 4);
+        assert_eq!(ca.clone_id, Cache::for_clone(a.path(), 4).clone_id);
+        assert_ne!(ca.clone_id, Cache::for_clone(b.path(), 4).clone_id);
+        assert_eq!(ca.clone_id.len(), 16);
+    }
+}
