@@ -51,7 +51,11 @@ pub fn run(args: Args) -> Result<()> {
                     db.server(),
                     db.source
                 );
-                print_templates(&project, &db, &cache)
+                // The server may be down: status still says what it can.
+                if let Err(e) = print_templates(&project, &db, &cache) {
+                    println!("templates: unknown ({})", e.message);
+                }
+                Ok(())
             }
             _ => Err(Error::new(format!(
                 "this clone uses {} (from {}), not the embedded cluster",
