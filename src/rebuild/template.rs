@@ -117,8 +117,11 @@ pub fn list(working: &Database) -> Result<Vec<Template>> {
     Ok(rows
         .into_iter()
         .filter_map(|r| {
-            let note: Option<String> = r.get(1);
-            parse(r.get(0), note.as_deref().unwrap_or(""), r.get(2))
+            // A database dropped meanwhile has no size (NULL): never panic.
+            let name: String = r.try_get(0).ok()?;
+            let note: Option<String> = r.try_get(1).ok()?;
+            let size: Option<i64> = r.try_get(2).ok()?;
+            parse(name, note.as_deref().unwrap_or(""), size.unwrap_or(0))
         })
         .collect())
 }
@@ -307,7 +310,8 @@ fn server_version(db: &Database) -> Result<String> {
     let row = c
         .query_one("SHOW server_version_num", &[])
         .map_err(|e| crate::db::database::sql_error("cannot read the server version", e))?;
-    Ok(row.get(0))
+    row.try_get(0)
+        .map_err(|e| Error::new(format!("cannot read the server version: {e}")))
 }
 
 /// A new, empty (or copied from `from`) database to become a template,
