@@ -181,21 +181,41 @@ impl Database {
         .map_err(|e| sql_error(&format!("cannot drop database {}", self.name()), e))
     }
 
-    /// Whether the database holds any relation, function or type of the
-    /// user's (anything outside the system schemas).
+    /// Whether the database holds anything of the user's: a schema (public
+    /// aside), relation, function or type outside the system schemas.
     pub fn is_empty(&self) -> Result<bool> {
         let mut c = self.connect()?;
-        let row = c
-            .query_one(
-                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' \
-                 AND n.nspname NOT LIKE 'pg_temp%'",
-                &[],
-            )
-            .map_err(|e| sql_error("cannot inspect the database", e))?;
-        let n: i64 = row.get(0);
-        Ok(n == 0)
+        Ok(owners_of_contents(&mut c)?.is_empty())
     }
+}
+
+/// The owners of what the connected database holds outside the system
+/// schemas (`pg_*`, temporary ones included, and information_schema):
+/// schemas (public aside), relations, functions, types. None: an empty
+/// database.
+fn owners_of_contents(client: &mut impl postgres::GenericClient) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT pg_get_userbyid(o.owner)::text FROM ( \
+               SELECT n.nspowner AS owner, n.nspname AS schema FROM pg_namespace n \
+                 WHERE n.nspname <> 'public' \
+               UNION ALL SELECT c.relowner, n.nspname FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+               UNION ALL SELECT p.proowner, n.nspname FROM pg_proc p \
+                 JOIN pg_namespace n ON n.oid = p.pronamespace \
+               UNION ALL SELECT t.typowner, n.nspname FROM pg_type t \
+                 JOIN pg_namespace n ON n.oid = t.typnamespace \
+             ) o WHERE o.schema <> 'information_schema' AND o.schema NOT LIKE 'pg\\_%' \
+             ORDER BY 1",
+            &[],
+        )
+        .map_err(|e| sql_error("cannot inspect the database", e))?;
+    rows.iter()
+        .map(|r| {
+            r.try_get::<_, String>(0)
+                .map_err(|e| Error::new(format!("cannot inspect the database: {e}")))
+        })
+        .collect()
 }
 
 /// Checks a `--db-url` as a command would use it (parsed, TLS files and the
@@ -348,6 +368,42 @@ pub fn sql_error(what: &str, e: postgres::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database on the test server, as `user`.
+    fn on_test_server(name: &str, user: &str) -> Database {
+        let server = crate::test_pg::server();
+        Database {
+            source: Source::Flag,
+            params: ConnParams {
+                host: Some(server.socket_dir.display().to_string()),
+                port: Some(server.port),
+                user: Some(user.to_string()),
+                dbname: Some(name.to_string()),
+                ..ConnParams::default()
+            },
+            cluster: None,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn a_lone_schema_function_or_type_makes_a_database_not_empty() {
+        let server = crate::test_pg::server();
+        let name = crate::test_pg::unique_db_name("isempty");
+        let db = on_test_server(&name, &server.superuser);
+        for sql in [
+            "CREATE SCHEMA s",
+            "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            "CREATE TYPE public.mood AS ENUM ('ok')",
+        ] {
+            server.drop_db(&name);
+            server.create_db(&name);
+            assert!(db.is_empty().unwrap(), "a new database is empty");
+            server.psql(&name, sql);
+            assert!(!db.is_empty().unwrap(), "{sql}");
+        }
+        server.drop_db(&name);
+    }
 
     #[test]
     fn quoting() {
