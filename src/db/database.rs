@@ -1,6 +1,7 @@
 //! The database a command works on: which server (resolved in the order of
 //! docs/connection.md, or the clone's embedded cluster) and which database name, with
-//! the few operations on the database as a whole (exists, create, drop).
+//! the few operations on the database as a whole (exists, create, drop,
+//! empty in place for a role that may not create databases).
 
 use std::fmt;
 use std::path::Path;
@@ -187,6 +188,150 @@ impl Database {
         let mut c = self.connect()?;
         Ok(owners_of_contents(&mut c)?.is_empty())
     }
+
+    /// The role connections log in as, and whether it may create
+    /// databases (CREATEDB, or a superuser: the attribute is not
+    /// inherited).
+    pub fn role(&self) -> Result<Role> {
+        let mut c = self.connect_maintenance()?;
+        let row = c
+            .query_opt(
+                "SELECT current_user::text, rolcreatedb OR rolsuper FROM pg_roles \
+                 WHERE rolname = current_user",
+                &[],
+            )
+            .map_err(|e| sql_error("cannot read the role's attributes", e))?;
+        let Some(row) = row else {
+            return Err(Error::new(
+                "cannot read the role's attributes: no such role",
+            ));
+        };
+        let name: String = row
+            .try_get(0)
+            .map_err(|e| Error::new(format!("cannot read the role's name: {e}")))?;
+        let may: Option<bool> = row
+            .try_get(1)
+            .map_err(|e| Error::new(format!("cannot read the role's attributes: {e}")))?;
+        Ok(Role {
+            name,
+            may_create_databases: may.unwrap_or(false),
+        })
+    }
+
+    /// Makes the database exist and be empty, for a rebuild: dropped and
+    /// created again by a role that may create databases; emptied in place
+    /// ([`Database::reset_in_place`]) by one that may not (no CREATEDB),
+    /// which cannot make it again once dropped.
+    pub fn recreate(&self) -> Result<()> {
+        let role = self.role()?;
+        let exists = self.exists()?;
+        if role.may_create_databases {
+            if exists {
+                self.drop_database()?;
+            }
+            return self.create();
+        }
+        if !exists {
+            let err = Error::new(format!(
+                "database {} does not exist, and role {} may not create it (no CREATEDB)",
+                self.name(),
+                role.name
+            ));
+            let grant = format!("ALTER ROLE {} CREATEDB", quote_ident(&role.name));
+            return Err(if self.note.is_some() {
+                // One of git-hop's own (a validation's temporary database).
+                err.hint(format!(
+                    "validations (merge, promote, pre-push) run in a temporary database: grant the role CREATEDB ({grant})"
+                ))
+            } else {
+                err.hint(format!(
+                    "have a superuser create it for the role (CREATE DATABASE {} OWNER {}), or grant the role CREATEDB ({grant})",
+                    quote_ident(self.name()),
+                    quote_ident(&role.name),
+                ))
+            });
+        }
+        self.reset_in_place(&role)
+    }
+
+    /// Empties the database without dropping it, for `role` (the connected
+    /// one) that may not create databases: ends the role's other sessions
+    /// on it (as `DROP DATABASE … WITH (FORCE)` would), then, in one
+    /// transaction, `DROP OWNED BY CURRENT_USER CASCADE` (PostgreSQL 15's
+    /// public schema belongs to pg_database_owner and stays; when it was
+    /// the role's it is made again as template1 has it) and requires the
+    /// database to be empty. Objects of other roles left: an error, and the
+    /// transaction rolls back, so nothing was changed.
+    pub fn reset_in_place(&self, role: &Role) -> Result<()> {
+        let what = format!("cannot empty database {}", self.name());
+        let fail = |e| sql_error(&what, e);
+        let mut c = self.connect()?;
+        c.batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND usename = current_user \
+             AND pid <> pg_backend_pid()",
+        )
+        .map_err(fail)?;
+        let mut tx = c.transaction().map_err(fail)?;
+        // A session of another role holding a lock in it never makes the
+        // rebuild wait without bound.
+        tx.batch_execute("SET LOCAL lock_timeout = '30s'; DROP OWNED BY CURRENT_USER CASCADE")
+            .map_err(|e| {
+                let locked = e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE);
+                let err = sql_error(&what, e);
+                if locked {
+                    err.hint("another session holds a lock in it: end it (see pg_stat_activity), then try again")
+                } else {
+                    err
+                }
+            })?;
+        let row = tx
+            .query_one(
+                "SELECT to_regnamespace('public') IS NULL, \
+                 current_setting('server_version_num')::int >= 150000",
+                &[],
+            )
+            .map_err(fail)?;
+        let (public_gone, v15): (bool, bool) = match (row.try_get(0), row.try_get(1)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return Err(Error::new(format!("{what}: {e}"))),
+        };
+        if public_gone {
+            tx.batch_execute(if v15 {
+                "CREATE SCHEMA public AUTHORIZATION pg_database_owner; \
+                 GRANT USAGE ON SCHEMA public TO PUBLIC; \
+                 COMMENT ON SCHEMA public IS 'standard public schema'"
+            } else {
+                "CREATE SCHEMA public; GRANT USAGE, CREATE ON SCHEMA public TO PUBLIC; \
+                 COMMENT ON SCHEMA public IS 'standard public schema'"
+            })
+            .map_err(fail)?;
+        }
+        let others = owners_of_contents(&mut tx)?;
+        if !others.is_empty() {
+            // Dropping `tx` rolls the transaction back.
+            return Err(Error::new(format!(
+                "cannot empty database {} in place: it holds objects of role(s) {}, and role {} may not create databases (no CREATEDB) to replace it; nothing was changed",
+                self.name(),
+                others.join(", "),
+                role.name
+            ))
+            .hint(format!(
+                "grant the role CREATEDB (ALTER ROLE {} CREATEDB), or have {} drop those objects (or make {} their owner)",
+                quote_ident(&role.name),
+                others.join(", "),
+                role.name
+            )));
+        }
+        tx.commit().map_err(fail)
+    }
+}
+
+/// The role of [`Database::role`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    pub may_create_databases: bool,
 }
 
 /// The owners of what the connected database holds outside the system
@@ -396,13 +541,38 @@ mod tests {
             "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
             "CREATE TYPE public.mood AS ENUM ('ok')",
         ] {
-            server.drop_db(&name);
-            server.create_db(&name);
+            db.recreate().unwrap();
             assert!(db.is_empty().unwrap(), "a new database is empty");
             server.psql(&name, sql);
             assert!(!db.is_empty().unwrap(), "{sql}");
         }
         server.drop_db(&name);
+    }
+
+    #[test]
+    fn an_in_place_reset_makes_the_public_schema_again_as_template1_has_it() {
+        let server = crate::test_pg::server();
+        let role = crate::test_pg::unique_db_name("nocreatedb");
+        let name = crate::test_pg::unique_db_name("inplace");
+        server.psql("postgres", &format!("CREATE ROLE {role} LOGIN NOCREATEDB"));
+        server.psql("postgres", &format!("CREATE DATABASE {name} OWNER {role}"));
+        let db = on_test_server(&name, &role);
+        assert!(!db.role().unwrap().may_create_databases);
+        // The role replaced the public schema by its own and filled it.
+        db.connect()
+            .unwrap()
+            .batch_execute(
+                "DROP SCHEMA public CASCADE; CREATE SCHEMA public; \
+                 CREATE TABLE public.t (id int); CREATE SCHEMA s; CREATE VIEW s.v AS SELECT 1 AS one",
+            )
+            .unwrap();
+        db.recreate().unwrap();
+        assert!(db.is_empty().unwrap());
+        let public = "SELECT pg_get_userbyid(nspowner), nspacl::text, \
+                      obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = 'public'";
+        assert_eq!(server.psql(&name, public), server.psql("template1", public));
+        server.drop_db(&name);
+        server.psql("postgres", &format!("DROP ROLE {role}"));
     }
 
     #[test]

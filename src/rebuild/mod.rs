@@ -44,10 +44,11 @@ pub enum Start<'a> {
     },
 }
 
-/// Drops and recreates `db`, loads the production snapshot found in `root`,
-/// and runs `patches` (folders under `root/Patches`); with
-/// [`Start::Templates`], copies a template holding the snapshot and the
-/// staged head instead, and runs only the rest. Every patch folder is
+/// Drops and recreates `db` (empties it in place for a role that may not
+/// create databases: [`Database::recreate`]), loads the production
+/// snapshot found in `root`, and runs `patches` (folders under
+/// `root/Patches`); with [`Start::Templates`], copies a template holding
+/// the snapshot and the staged head instead, and runs only the rest. Every patch folder is
 /// checked first (docs/patches.md): a refused file leaves the database as
 /// it was.
 pub fn rebuild(
@@ -117,10 +118,9 @@ pub fn rebuild(
             }
         }
     }
-    if db.exists()? {
-        db.drop_database()?;
-    }
-    db.create()?;
+    // Dropped and created again, or emptied in place for a role without
+    // CREATEDB (docs/engine.md).
+    db.recreate()?;
     let started = std::time::Instant::now();
     snapshot::load(&db.params, root, &production)?;
     let _ = writeln!(

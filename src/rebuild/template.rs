@@ -14,8 +14,8 @@
 //! template being built carries a temporary database's comment, so a killed
 //! build is swept like any leftover. Each clone keeps at most
 //! `hop.templateCache` (default 4), dropping the least recently used.
-//! Production never uses them; any failure to create or copy one falls back
-//! to a full replay, said once.
+//! Production never uses them; any failure to create or copy one (a role
+//! without CREATEDB, checked first) falls back to a full replay, said once.
 
 use std::io::Write;
 use std::path::Path;
@@ -207,6 +207,18 @@ pub fn create_from_template(
     extra_env: &[(String, String)],
     out: &mut dyn Write,
 ) -> Result<std::result::Result<(), Fallback>> {
+    // Before anything else: without CREATEDB, the copy would drop the
+    // target and then fail to create it again.
+    match target.role() {
+        Ok(r) if r.may_create_databases => {}
+        Ok(r) => {
+            return Ok(Err(Fallback(format!(
+                "role {} may not create databases",
+                r.name
+            ))));
+        }
+        Err(e) => return Ok(Err(Fallback(e.message))),
+    }
     let server_version = match server_version(target) {
         Ok(v) => v,
         Err(e) => return Ok(Err(Fallback(e.message))),

@@ -1,8 +1,8 @@
 //! Template databases (docs/engine.md): `apply` and the `merge`
 //! validation copy a template holding the snapshot and the staged head,
 //! and replay only the current patch; the copy equals a replay; a busy
-//! template falls back to a replay; `db gc` removes them; a production
-//! clone never makes one.
+//! template, or a role without CREATEDB, falls back to a replay; `db gc`
+//! removes them; a production clone never makes one.
 
 use crate::support::{Project, pg, write};
 
@@ -160,4 +160,116 @@ fn a_production_clone_never_makes_a_template() {
         .ok()
         .stdout_has("a production clone never uses them");
     pg::server().drop_db(&prod_db);
+}
+
+/// How many times a run said it fell back to a full replay (stdout and
+/// stderr together).
+fn fallback_notes(r: &crate::support::Run) -> usize {
+    let note = "note: no template database (";
+    r.stdout.matches(note).count() + r.stderr.matches(note).count()
+}
+
+#[test]
+fn a_role_without_createdb_falls_back_and_says_so_once() {
+    let mut p = release_with_a_staged_head();
+    let srv = pg::server();
+    let db = p.db.clone();
+    // What a superuser's full replay gives.
+    p.env
+        .git(&p.name, &["config", "hop.templateCache", "0"])
+        .ok();
+    p.env.patch(&p.name, &["apply"]).ok();
+    p.env
+        .git(&p.name, &["config", "--unset", "hop.templateCache"])
+        .ok();
+    let replay = dumps(&db);
+
+    // A role that may not create databases, stored in the clone's git
+    // config as clone stores a server (HOP_DATABASE_URL would win over it).
+    let role = pg::unique_db_name("nocreatedb");
+    srv.psql("postgres", &format!("CREATE ROLE {role} LOGIN NOCREATEDB"));
+    let url = format!("postgresql://{role}@/?host={}", srv.socket_dir.display());
+    let conninfo = hop::db::conn::ConnParams::parse(&url)
+        .unwrap()
+        .to_conninfo();
+    p.env.unset("HOP_DATABASE_URL");
+    {
+        let (env, dir) = (&p.env, p.name.as_str());
+        env.git(dir, &["config", "hop.database.url", &conninfo])
+            .ok();
+
+        // The role owns the database and a table in it, but not what the
+        // superuser made there: refused, naming the cause, and the
+        // database is as it was (the role's table too: one transaction).
+        srv.psql("postgres", &format!("ALTER DATABASE {db} OWNER TO {role}"));
+        srv.psql(
+            &db,
+            &format!("CREATE TABLE mine (id int); ALTER TABLE mine OWNER TO {role}"),
+        );
+        let before = dumps(&db);
+        assert!(before.0.contains("CREATE TABLE public.mine"));
+        let r = env.patch(dir, &["apply"]);
+        r.fails(1)
+            .stderr_has(&format!(
+                "error: cannot empty database {db} in place: it holds objects of role(s) {}, and role {role} may not create databases (no CREATEDB) to replace it; nothing was changed\nhint: ",
+                srv.superuser
+            ))
+            .stderr_has(&format!("ALTER ROLE \"{role}\" CREATEDB"));
+        assert_eq!(fallback_notes(&r), 1, "{}\n{}", r.stdout, r.stderr);
+        assert_eq!(dumps(&db), before, "a refused reset changed the database");
+
+        // No database at all, and the role may not create one.
+        srv.drop_db(&db);
+        env.patch(dir, &["apply"])
+            .fails(1)
+            .stderr_has(&format!(
+                "error: database {db} does not exist, and role {role} may not create it (no CREATEDB)"
+            ))
+            .stderr_has(&format!("CREATE DATABASE \"{db}\" OWNER \"{role}\""));
+
+        // A database made for the role (by a superuser): apply falls back
+        // once and gives what the superuser's replay gives, made by the role.
+        srv.psql("postgres", &format!("CREATE DATABASE {db} OWNER {role}"));
+        let r = env.patch(dir, &["apply"]);
+        r.ok()
+            .stdout_has(&format!(
+                "note: no template database (role {role} may not create databases); replaying the whole release"
+            ))
+            .stdout_has("production snapshot 0.0.0 loaded")
+            .stdout_has("applied 3 patch(es)");
+        assert_eq!(fallback_notes(&r), 1, "{}\n{}", r.stdout, r.stderr);
+        assert_eq!(dumps(&db), replay);
+        assert_eq!(
+            srv.psql(
+                &db,
+                "SELECT tableowner FROM pg_tables WHERE tablename = 'a'"
+            ),
+            role
+        );
+
+        // Again, the database full of the role's objects (and one more):
+        // emptied in place, rebuilt the same.
+        srv.psql(
+            &db,
+            &format!("CREATE TABLE stray (id int); ALTER TABLE stray OWNER TO {role}"),
+        );
+        let r = env.patch(dir, &["apply"]);
+        r.ok().stdout_has("applied 3 patch(es)");
+        assert_eq!(fallback_notes(&r), 1, "{}\n{}", r.stdout, r.stderr);
+        assert_eq!(dumps(&db), replay, "the in-place reset left something");
+
+        // A validation creates its temporary database: it needs CREATEDB.
+        env.git(dir, &["add", "-A"]).ok();
+        env.git(dir, &["commit", "-qm", "3-c"]).ok();
+        let r = env.patch(dir, &["merge"]);
+        r.fails(1)
+            .stderr_has(&format!("and role {role} may not create it (no CREATEDB)"))
+            .stderr_has("hint: validations (merge, promote, pre-push) run in a temporary database: grant the role CREATEDB");
+        assert_eq!(fallback_notes(&r), 1, "{}\n{}", r.stdout, r.stderr);
+    }
+
+    // The superuser again, for the cleanup (templates, database), then the role.
+    p.env.set("HOP_DATABASE_URL", &srv.server_url());
+    drop(p);
+    srv.psql("postgres", &format!("DROP ROLE {role}"));
 }
