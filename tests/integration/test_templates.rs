@@ -1,8 +1,9 @@
 //! Template databases (docs/engine.md): `apply` and the `merge`
 //! validation copy a template holding the snapshot and the staged head,
 //! and replay only the current patch; the copy equals a replay; a busy
-//! template, or a role without CREATEDB, falls back to a replay; `db gc`
-//! removes them; a production clone never makes one.
+//! template, or a role without CREATEDB, falls back to a replay; a changed
+//! staged patch or snapshot gives a new template; `db gc` removes them; a
+//! production clone never makes one.
 
 use crate::support::{Project, pg, write};
 
@@ -162,6 +163,18 @@ fn a_production_clone_never_makes_a_template() {
     pg::server().drop_db(&prod_db);
 }
 
+/// The templates `db status` of the clone `dir` lists, sorted.
+fn listed_templates(p: &Project, dir: &str) -> Vec<String> {
+    let status = p.env.release(dir, &["db", "status"]).ok().out();
+    let mut names: Vec<String> = status
+        .split_whitespace()
+        .filter(|w| w.starts_with("hop_tpl_"))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
 /// How many times a run said it fell back to a full replay (stdout and
 /// stderr together).
 fn fallback_notes(r: &crate::support::Run) -> usize {
@@ -272,4 +285,96 @@ fn a_role_without_createdb_falls_back_and_says_so_once() {
     p.env.set("HOP_DATABASE_URL", &srv.server_url());
     drop(p);
     srv.psql("postgres", &format!("DROP ROLE {role}"));
+}
+
+#[test]
+fn a_changed_staged_patch_or_a_new_snapshot_gives_a_new_template() {
+    let p = release_with_a_staged_head();
+    let (env, dir) = (&p.env, p.name.as_str());
+    let srv = pg::server();
+    // Room for every template this test makes: none is evicted, so each
+    // old one is still there to be (wrongly) found.
+    env.git(dir, &["config", "hop.templateCache", "10"]).ok();
+    // The merges left the templates of this head: nothing is made.
+    let r = env.patch(dir, &["apply"]);
+    r.ok().stdout_has("and 2 staged patch(es)");
+    assert!(!r.stdout.contains("made once"), "{}", r.stdout);
+
+    // The staged 2-b's content changes (committed): a new template of the
+    // head, made from that of 1-a; the snapshot's and 1-a's serve as they are.
+    let path = env.path(dir).join("Patches/2-b/01.sql");
+    let original = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{original}INSERT INTO b VALUES (2);\n")).unwrap();
+    env.git(
+        dir,
+        &["commit", "-qm", "2-b: one more row", "--", "Patches/2-b"],
+    )
+    .ok();
+    let r = env.patch(dir, &["apply"]);
+    r.ok()
+        .stdout_has("the staged head (1 patch(es) from the template of 1), made once")
+        .stdout_has("and 2 staged patch(es)");
+    assert_eq!(r.stdout.matches("made once").count(), 1, "{}", r.stdout);
+    assert_eq!(srv.psql(&p.db, "SELECT count(*) FROM b"), "2");
+    let edited = dumps(&p.db);
+    // Made once: the next apply copies it.
+    let r = env.patch(dir, &["apply"]);
+    r.ok().stdout_has("copied from template");
+    assert!(!r.stdout.contains("made once"), "{}", r.stdout);
+    assert_eq!(dumps(&p.db), edited);
+    // And it holds what a full replay of the edited release gives.
+    env.git(dir, &["config", "hop.templateCache", "0"]).ok();
+    env.patch(dir, &["apply"]).ok();
+    assert_eq!(dumps(&p.db), edited, "a copy differs from a replay");
+    env.git(dir, &["config", "hop.templateCache", "10"]).ok();
+
+    // The content as it was: the template of that content serves again.
+    std::fs::write(&path, &original).unwrap();
+    env.git(
+        dir,
+        &["commit", "-qm", "2-b as merged", "--", "Patches/2-b"],
+    )
+    .ok();
+    let r = env.patch(dir, &["apply"]);
+    r.ok().stdout_has("and 2 staged patch(es)");
+    assert!(!r.stdout.contains("made once"), "{}", r.stdout);
+    assert_eq!(srv.psql(&p.db, "SELECT count(*) FROM b"), "1");
+
+    // A new production snapshot (0.1.0): the next release's first apply
+    // builds a template of it.
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "3-c"]).ok();
+    env.patch(dir, &["merge"]).ok();
+    env.release(dir, &["promote", "prod"]).ok();
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "4-d"]).ok();
+    write(env, dir, "Patches/4-d/01.sql", "CREATE TABLE d (id int);\n");
+    // The snapshot 0.0.0's, 1-a's, 2-b's (both contents) and 3-c's.
+    let before = listed_templates(&p, dir);
+    assert_eq!(before.len(), 5, "{before:?}");
+    let r = env.patch(dir, &["apply"]);
+    r.ok();
+    let made: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with("template hop_tpl_") && l.contains(": production snapshot 0.1.0 (")
+        })
+        .collect();
+    assert_eq!(made.len(), 1, "{}", r.stdout);
+    assert!(made[0].ends_with(", made once)"), "{}", r.stdout);
+    let new = made[0]
+        .strip_prefix("template ")
+        .and_then(|l| l.split(':').next())
+        .unwrap();
+    r.stdout_has(&format!(
+        "copied from template {new} (production snapshot 0.1.0)"
+    ));
+    // Beside the old snapshot's template (still there: it was not chosen).
+    let mut expected = before.clone();
+    expected.push(new.to_string());
+    expected.sort();
+    assert_eq!(listed_templates(&p, dir), expected);
+    assert_eq!(srv.psql(&p.db, "SELECT count(*) FROM a WHERE n = 7"), "2");
+    assert_eq!(srv.psql(&p.db, "SELECT count(*) FROM d"), "0");
 }
