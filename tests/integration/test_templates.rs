@@ -2,8 +2,11 @@
 //! validation copy a template holding the snapshot and the staged head,
 //! and replay only the current patch; the copy equals a replay; a busy
 //! template, or a role without CREATEDB, falls back to a replay; a changed
-//! staged patch or snapshot gives a new template; `db gc` removes them; a
-//! production clone never makes one.
+//! staged patch or snapshot gives a new template; two clones building at
+//! once both succeed; `db gc` removes them; a production clone never makes
+//! one.
+
+use std::process::Stdio;
 
 use crate::support::{Project, pg, write};
 
@@ -161,6 +164,20 @@ fn a_production_clone_never_makes_a_template() {
         .ok()
         .stdout_has("a production clone never uses them");
     pg::server().drop_db(&prod_db);
+}
+
+/// The names of the databases on the server whose name is that of a
+/// template of the clone `dir` (ready or being built), sorted.
+fn template_databases(p: &Project, dir: &str) -> Vec<String> {
+    let cache = hop::rebuild::template::Cache::for_clone(&p.env.path(dir).join(".git"), 4);
+    let names = pg::server().psql(
+        "postgres",
+        &format!(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, 'hop_tpl_{}_') ORDER BY 1",
+            &cache.clone_id[..8]
+        ),
+    );
+    names.lines().map(str::to_string).collect()
 }
 
 /// The templates `db status` of the clone `dir` lists, sorted.
@@ -377,4 +394,147 @@ fn a_changed_staged_patch_or_a_new_snapshot_gives_a_new_template() {
     assert_eq!(listed_templates(&p, dir), expected);
     assert_eq!(srv.psql(&p.db, "SELECT count(*) FROM a WHERE n = 7"), "2");
     assert_eq!(srv.psql(&p.db, "SELECT count(*) FROM d"), "0");
+}
+
+/// `git hop-patch apply` started in the clone `dir`, output captured.
+fn spawn_apply(p: &Project, dir: &str) -> std::process::Child {
+    p.env
+        .cmd("git", dir)
+        .args(["hop-patch", "apply"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for an apply of [`spawn_apply`] in the clone `dir` that had no
+/// template: it succeeded, built the snapshot's and the head's templates
+/// itself (no fallback) and copied the head's.
+#[track_caller]
+fn built_both_templates(dir: &str, child: std::process::Child) {
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let show = format!("clone {dir}: {:?}\n{stdout}\n{stderr}", out.status);
+    assert!(out.status.success(), "{show}");
+    assert!(!stdout.contains("note: no template database"), "{show}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("template hop_tpl_")
+            && l.contains(": production snapshot 0.0.0 (")
+            && l.ends_with(", made once)")),
+        "{show}"
+    );
+    assert!(
+        stdout.contains("the staged head (2 patch(es) from the template of 0), made once"),
+        "{show}"
+    );
+    assert!(
+        stdout.contains("copied from template") && stdout.contains("and 2 staged patch(es)"),
+        "{show}"
+    );
+    assert!(stdout.contains("applied 1 patch(es)"), "{show}");
+}
+
+/// Waits (at most a minute) until a template of the clone `dir` is being
+/// built: a database of its templates' name that still carries a temporary
+/// database's comment.
+fn wait_for_a_build(p: &Project, dir: &str) {
+    let srv = pg::server();
+    let cache = hop::rebuild::template::Cache::for_clone(&p.env.path(dir).join(".git"), 4);
+    let mut c = postgres::Config::new()
+        .host_path(&srv.socket_dir)
+        .port(srv.port)
+        .user(&srv.superuser)
+        .dbname("postgres")
+        .connect(postgres::NoTls)
+        .unwrap();
+    let prefix = format!("hop_tpl_{}_", &cache.clone_id[..8]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE starts_with(datname, $1) \
+                 AND starts_with(shobj_description(oid, 'pg_database'), $2)",
+                &[&prefix, &hop::db::temp::COMMENT],
+            )
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no template of clone {dir} was ever seen being built"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn two_clones_building_the_same_template_at_the_same_moment_both_succeed() {
+    let p = release_with_a_staged_head();
+    let (env, dir) = (&p.env, p.name.as_str());
+    // 3-c committed and published, so that another clone applies the same tree.
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "3-c"]).ok();
+    env.git(
+        dir,
+        &["push", "-q", "--no-verify", "origin", "ho-patch/3-c"],
+    )
+    .ok();
+    let db_b = p.clone_as("b");
+    env.git("b", &["switch", "-q", "ho-patch/3-c"]).ok();
+    let no_templates = || {
+        env.release(dir, &["db", "gc"]).ok();
+        env.release("b", &["db", "gc"]).ok();
+        assert!(template_databases(&p, dir).is_empty());
+        assert!(template_databases(&p, "b").is_empty());
+    };
+    // Each clone keeps its two ready templates, nothing half-built.
+    let two_ready_each = || {
+        for d in [dir, "b"] {
+            let listed = listed_templates(&p, d);
+            assert_eq!(listed.len(), 2, "clone {d}: {listed:?}");
+            assert_eq!(template_databases(&p, d), listed, "clone {d}");
+        }
+    };
+
+    // Neither clone has a template; both start at once, so both build the
+    // snapshot's and the head's templates at the same time.
+    no_templates();
+    let (a, b) = (spawn_apply(&p, dir), spawn_apply(&p, "b"));
+    built_both_templates(dir, a);
+    built_both_templates("b", b);
+    two_ready_each();
+    let at_once = (dumps(&p.db), dumps(&db_b));
+
+    // Again, b starting while a's build is under way (what b's start does
+    // to the leftovers of killed runs must spare it).
+    no_templates();
+    let a = spawn_apply(&p, dir);
+    wait_for_a_build(&p, dir);
+    let b = spawn_apply(&p, "b");
+    built_both_templates(dir, a);
+    built_both_templates("b", b);
+    two_ready_each();
+    let overlapping = (dumps(&p.db), dumps(&db_b));
+
+    // Every copy equals a full replay.
+    env.git(dir, &["config", "hop.templateCache", "0"]).ok();
+    env.patch(dir, &["apply"]).ok();
+    let replay = dumps(&p.db);
+    assert_eq!(at_once.0, replay, "clone a's copy differs from a replay");
+    assert_eq!(at_once.1, replay, "clone b's copy differs from a replay");
+    assert_eq!(
+        overlapping.0, replay,
+        "clone a's copy differs from a replay"
+    );
+    assert_eq!(
+        overlapping.1, replay,
+        "clone b's copy differs from a replay"
+    );
+    env.release("b", &["db", "gc"]).ok();
+    pg::server().drop_db(&db_b);
 }
