@@ -3,8 +3,8 @@
 //! and replay only the current patch; the copy equals a replay; a busy
 //! template, or a role without CREATEDB, falls back to a replay; a changed
 //! staged patch or snapshot gives a new template; two clones building at
-//! once both succeed; `db gc` removes them; a production clone never makes
-//! one.
+//! once both succeed; a staged patch failing in a build leaves no template;
+//! `db gc` removes them; a production clone never makes one.
 
 use std::process::Stdio;
 
@@ -537,4 +537,43 @@ fn two_clones_building_the_same_template_at_the_same_moment_both_succeed() {
     );
     env.release("b", &["db", "gc"]).ok();
     pg::server().drop_db(&db_b);
+}
+
+#[test]
+fn a_staged_patch_failing_while_its_template_is_built_leaves_no_template() {
+    let p = release_with_a_staged_head();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.patch(dir, &["apply"]).ok();
+    let before = dumps(&p.db);
+    let templates = listed_templates(&p, dir);
+    assert!(!templates.is_empty());
+    assert_eq!(template_databases(&p, dir), templates);
+
+    // The staged 2-b now fails at run time (a foreign key), committed: the
+    // head's template is built again, from that of 1-a, and fails.
+    let path = env.path(dir).join("Patches/2-b/01.sql");
+    let original = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{original}INSERT INTO b VALUES (99);\n")).unwrap();
+    env.git(
+        dir,
+        &[
+            "commit",
+            "-qm",
+            "2-b: a row without its a",
+            "--",
+            "Patches/2-b",
+        ],
+    )
+    .ok();
+    let r = env.patch(dir, &["apply"]);
+    r.fails(1)
+        .stdout_has("the staged head (1 patch(es) from the template of 1)")
+        .stderr_has("error: patch 2-b failed: Patches/2-b/01.sql:4: ")
+        .stderr_has("violates foreign key constraint");
+    assert_eq!(fallback_notes(&r), 0, "{}\n{}", r.stdout, r.stderr);
+    // No template left behind, ready or half-built; the working database
+    // as it was.
+    assert_eq!(listed_templates(&p, dir), templates);
+    assert_eq!(template_databases(&p, dir), templates);
+    assert_eq!(dumps(&p.db), before);
 }
