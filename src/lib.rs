@@ -12,6 +12,7 @@ pub mod error;
 pub mod generate;
 pub mod git;
 pub mod hooks;
+pub mod lock_file;
 pub mod man;
 pub mod origin;
 pub mod owner;

@@ -10,6 +10,7 @@ use crate::db::database::Database;
 pub use crate::db::temp::TempDatabase;
 use crate::error::{Error, Result};
 use crate::git::Git;
+use crate::lock_file::LockFile;
 use crate::patch_id::PatchId;
 use crate::project::Project;
 use crate::rebuild;
@@ -17,11 +18,21 @@ use crate::release_file::{self, PatchesFile};
 use crate::settings::ProjectConfig;
 use crate::version::Version;
 
-/// A detached worktree under `.git/hop/tmp/`, removed when dropped.
+/// How many validation worktrees a clone keeps for reuse.
+const SLOTS: usize = 4;
+
+/// A detached worktree under `.git/hop/tmp/` (docs/engine.md, "Fast
+/// rebuilds"): one of the clone's SLOTS kept worktrees, locked while in
+/// use and reused by the next validation (checking out a commit there
+/// rewrites only the files that differ, where a new worktree writes them
+/// all and removing it deletes them all); when every slot is busy, a new
+/// one named by the process, removed when dropped.
 pub struct Worktree {
     main: Git,
     pub path: PathBuf,
     pub git: Git,
+    /// The slot's lock; `None` for a worktree of this process alone.
+    slot: Option<LockFile>,
 }
 
 impl Worktree {
@@ -29,6 +40,31 @@ impl Worktree {
         let tmp = project.state_dir().join("tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
         prune_stale(project, &tmp);
+        for n in 0..SLOTS {
+            let Some(lock) = LockFile::try_acquire(&tmp.join(format!("validate-slot-{n}.lock")))?
+            else {
+                continue;
+            };
+            let path = tmp.join(format!("validate-slot-{n}"));
+            let wt = Worktree {
+                main: project.git.clone(),
+                git: project.git.at(&path),
+                path,
+                slot: Some(lock),
+            };
+            if wt.path.join(".git").is_file() && wt.reset(commit).is_ok() {
+                return Ok(wt);
+            }
+            // Missing or broken (a folder removed by hand, a killed checkout).
+            let p = wt.path.display().to_string();
+            let _ = project.git.run(&["worktree", "remove", "--force", &p]);
+            let _ = std::fs::remove_dir_all(&wt.path);
+            let _ = project.git.run(&["worktree", "prune"]);
+            project
+                .git
+                .run(&["worktree", "add", "-q", "--detach", &p, commit])?;
+            return Ok(wt);
+        }
         let path = tmp.join(format!("validate-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         let p = path.display().to_string();
@@ -39,12 +75,28 @@ impl Worktree {
             main: project.git.clone(),
             git: project.git.at(&path),
             path,
+            slot: None,
         })
+    }
+
+    /// A kept worktree back to exactly `commit`: tracked files as
+    /// committed, nothing else (what an earlier run left, tests' output
+    /// and ignored files included, is removed).
+    fn reset(&self, commit: &str) -> Result<()> {
+        // An interrupted merge leaves MERGE_HEAD: checkout -f ends it.
+        self.git
+            .run(&["checkout", "-q", "-f", "--detach", commit])?;
+        self.git.run(&["clean", "-q", "-f", "-f", "-d", "-x"])?;
+        Ok(())
     }
 }
 
 impl Drop for Worktree {
     fn drop(&mut self) {
+        if self.slot.is_some() {
+            // Kept for the next validation; the lock goes with `slot`.
+            return;
+        }
         let p = self.path.display().to_string();
         let _ = self.main.run(&["worktree", "remove", "--force", &p]);
         let _ = std::fs::remove_dir_all(&self.path);

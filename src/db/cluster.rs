@@ -16,9 +16,8 @@
 use std::ffi::{CStr, OsStr};
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -27,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 use super::pgbin::PgBin;
 use crate::error::{Error, Result};
+use crate::lock_file::LockFile;
 
 /// Where a clone's cluster lives when its owner cannot enter the clone.
 const FALLBACK_ROOT: &str = "/var/lib/git-hop/clusters";
@@ -436,23 +436,8 @@ impl Cluster {
     }
 
     /// Takes the cluster's lock (blocking) until the guard is dropped.
-    fn lock(&self) -> Result<fs::File> {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&self.lock_file)
-            .map_err(|e| Error::io("cannot open the lock file", &self.lock_file, e))?;
-        loop {
-            // SAFETY: flock on a file descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(file);
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(Error::io("cannot lock", &self.lock_file, err));
-            }
-        }
+    fn lock(&self) -> Result<LockFile> {
+        LockFile::acquire(&self.lock_file)
     }
 
     fn initdb(&self, bin: &PgBin) -> Result<()> {

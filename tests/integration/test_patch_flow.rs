@@ -18,9 +18,7 @@ fn temp_databases(db: &str) -> String {
     )
 }
 
-fn worktrees(env: &TestEnv, dir: &str) -> usize {
-    env.git(dir, &["worktree", "list"]).out().lines().count()
-}
+use crate::support::worktrees;
 
 #[test]
 fn quick_start_release_patch_apply_merge() {

@@ -55,9 +55,7 @@ fn temp_databases(p: &Project) -> String {
     )
 }
 
-fn worktrees(env: &TestEnv, dir: &str) -> usize {
-    env.git(dir, &["worktree", "list"]).out().lines().count()
-}
+use crate::support::worktrees;
 
 /// A project with 0.1.0 in production: a users table and the test script.
 fn project_at_0_1_0() -> Project {

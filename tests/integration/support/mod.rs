@@ -217,6 +217,17 @@ pub fn write(env: &TestEnv, dir: &str, rel: &str, text: &str) {
 }
 
 /// Sets the project's `[tests] command` in the clone `dir` (uncommitted).
+/// The worktrees of clone `dir` but its validation slots (kept for reuse
+/// under `.git/hop/tmp/validate-slot-N`, docs/engine.md): 1 when no
+/// temporary worktree is left.
+pub fn worktrees(env: &TestEnv, dir: &str) -> usize {
+    env.git(dir, &["worktree", "list"])
+        .out()
+        .lines()
+        .filter(|l| !l.contains("/.git/hop/tmp/validate-slot-"))
+        .count()
+}
+
 pub fn set_tests_command(env: &TestEnv, dir: &str, command: &str) {
     let cfg = env.path(dir).join(".hop/config");
     let text = std::fs::read_to_string(&cfg)
