@@ -133,7 +133,11 @@ impl Database {
     }
 
     pub fn exists(&self) -> Result<bool> {
-        let mut c = self.connect_maintenance()?;
+        self.exists_via(&mut self.connect_maintenance()?)
+    }
+
+    /// [`Database::exists`] on an open maintenance connection.
+    pub fn exists_via(&self, c: &mut postgres::Client) -> Result<bool> {
         let row = c
             .query_opt(
                 "SELECT 1 FROM pg_database WHERE datname = $1",
@@ -154,7 +158,12 @@ impl Database {
     }
 
     fn create_with(&self, template: Option<&str>) -> Result<()> {
-        let mut c = self.connect_maintenance()?;
+        self.create_via(&mut self.connect_maintenance()?, template)
+    }
+
+    /// Creates the database (a copy of `template` if given) on an open
+    /// maintenance connection.
+    pub fn create_via(&self, c: &mut postgres::Client, template: Option<&str>) -> Result<()> {
         let from = template.map_or(String::new(), |t| format!(" TEMPLATE {}", quote_ident(t)));
         c.batch_execute(&format!(
             "CREATE DATABASE {}{from}",
@@ -174,7 +183,11 @@ impl Database {
 
     /// Drops the database, ending leftover sessions of ours.
     pub fn drop_database(&self) -> Result<()> {
-        let mut c = self.connect_maintenance()?;
+        self.drop_via(&mut self.connect_maintenance()?)
+    }
+
+    /// [`Database::drop_database`] on an open maintenance connection.
+    pub fn drop_via(&self, c: &mut postgres::Client) -> Result<()> {
         c.batch_execute(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             quote_ident(self.name())

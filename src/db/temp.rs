@@ -54,9 +54,13 @@ pub(crate) fn name(working: &str, purpose: &str) -> String {
 /// gone, a zombie, or its pid now names another process). Another host's
 /// are never touched, whatever their pid.
 pub(crate) fn drop_stale(working: &Database) {
-    let Ok(mut client) = working.connect_maintenance() else {
-        return;
-    };
+    if let Ok(mut client) = working.connect_maintenance() {
+        drop_stale_via(&mut client);
+    }
+}
+
+/// [`drop_stale`] on an open maintenance connection.
+pub(crate) fn drop_stale_via(client: &mut postgres::Client) {
     let Ok(rows) = client.query(
         "SELECT d.datname, shobj_description(d.oid, 'pg_database') FROM pg_database d \
          WHERE starts_with(shobj_description(d.oid, 'pg_database'), $1)",

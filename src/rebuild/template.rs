@@ -104,13 +104,25 @@ fn parse(name: String, note: &str, size: i64) -> Option<Template> {
     (!t.key.is_empty() && !t.clone_id.is_empty()).then_some(t)
 }
 
-/// The ready templates on `working`'s server, every clone's.
+/// The ready templates on `working`'s server, every clone's, with their
+/// size.
 pub fn list(working: &Database) -> Result<Vec<Template>> {
-    let mut c = working.connect_maintenance()?;
+    ready(&mut working.connect_maintenance()?, true)
+}
+
+/// The ready templates; their size only when asked (it walks their files).
+fn ready(c: &mut postgres::Client, sizes: bool) -> Result<Vec<Template>> {
+    let size = if sizes {
+        "pg_database_size(d.oid)"
+    } else {
+        "0::bigint"
+    };
     let rows = c
         .query(
-            "SELECT d.datname, shobj_description(d.oid, 'pg_database'), pg_database_size(d.oid) \
-             FROM pg_database d WHERE starts_with(shobj_description(d.oid, 'pg_database'), $1)",
+            &format!(
+                "SELECT d.datname, shobj_description(d.oid, 'pg_database'), {size} \
+                 FROM pg_database d WHERE starts_with(shobj_description(d.oid, 'pg_database'), $1)"
+            ),
             &[&COMMENT],
         )
         .map_err(|e| crate::db::database::sql_error("cannot list the template databases", e))?;
@@ -207,25 +219,26 @@ pub fn create_from_template(
     extra_env: &[(String, String)],
     out: &mut dyn Write,
 ) -> Result<std::result::Result<(), Fallback>> {
+    // One maintenance connection for every step but the replays (a
+    // connection costs a backend start).
+    let mut c = match target.connect_maintenance() {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(Fallback(e.message))),
+    };
     // Before anything else: without CREATEDB, the copy would drop the
     // target and then fail to create it again.
-    match target.role() {
-        Ok(r) if r.may_create_databases => {}
-        Ok(r) => {
+    let server_version = match role_and_server(&mut c) {
+        Ok((_, true, v)) => v,
+        Ok((role, false, _)) => {
             return Ok(Err(Fallback(format!(
-                "role {} may not create databases",
-                r.name
+                "role {role} may not create databases"
             ))));
         }
         Err(e) => return Ok(Err(Fallback(e.message))),
-    }
-    let server_version = match server_version(target) {
-        Ok(v) => v,
-        Err(e) => return Ok(Err(Fallback(e.message))),
     };
     let keys = keys(root, production, release, checked, head, &server_version)?;
-    temp::drop_stale(target);
-    let ours: Vec<Template> = match list(target) {
+    temp::drop_stale_via(&mut c);
+    let ours: Vec<Template> = match ready(&mut c, false) {
         Ok(l) => l
             .into_iter()
             .filter(|t| t.clone_id == cache.clone_id)
@@ -243,16 +256,16 @@ pub fn create_from_template(
         Some((i, t)) => (i, t.name),
         None => {
             let started = std::time::Instant::now();
-            let tpl = match new_template(target, cache, None) {
+            let tpl = match new_template(&mut c, target, cache, None) {
                 Ok(t) => t,
                 Err(e) => return Ok(Err(Fallback(e.message))),
             };
             if let Err(e) = snapshot::load(&tpl.params, root, production) {
-                let _ = tpl.drop_database();
+                let _ = tpl.drop_via(&mut c);
                 return Err(e);
             }
-            if let Err(e) = mark_ready(target, &tpl, &keys[0], cache) {
-                let _ = tpl.drop_database();
+            if let Err(e) = mark(&mut c, tpl.name(), &keys[0], cache) {
+                let _ = tpl.drop_via(&mut c);
                 return Ok(Err(Fallback(e.message)));
             }
             let _ = writeln!(
@@ -266,13 +279,14 @@ pub fn create_from_template(
         }
     };
     if have < head {
-        let tpl = match new_template(target, cache, Some(&source)) {
+        let started = std::time::Instant::now();
+        let tpl = match new_template(&mut c, target, cache, Some(&source)) {
             Ok(t) => t,
             Err(e) => return Ok(Err(Fallback(e.message))),
         };
         let _ = writeln!(
             out,
-            "template {}: the staged head ({} patch(es) from the template of {have}), made once",
+            "template {}: the staged head ({} patch(es) on the template of {have})",
             tpl.name(),
             head - have
         );
@@ -287,21 +301,32 @@ pub fn create_from_template(
             },
         );
         if let Err(e) = run {
-            let _ = tpl.drop_database();
+            let _ = tpl.drop_via(&mut c);
             return Err(e);
         }
-        if let Err(e) = mark_ready(target, &tpl, &keys[head], cache) {
-            let _ = tpl.drop_database();
+        if let Err(e) = mark(&mut c, tpl.name(), &keys[head], cache) {
+            let _ = tpl.drop_via(&mut c);
             return Ok(Err(Fallback(e.message)));
         }
+        let _ = writeln!(
+            out,
+            "template {}: {} ms, made once",
+            tpl.name(),
+            started.elapsed().as_millis()
+        );
         made.push(tpl.name().to_string());
         have = head;
         source = tpl.name().to_string();
     } else {
-        touch(target, &source, &keys[have], cache);
+        // Records the use, for the least-recently-used bound; best effort.
+        let _ = mark(&mut c, &source, &keys[have], cache);
     }
     debug_assert_eq!(have, head);
-    if let Err(e) = copy(target, &source) {
+    // Drops and recreates the target as a copy.
+    if let Err(e) = target
+        .drop_via(&mut c)
+        .and_then(|()| target.create_via(&mut c, Some(&source)))
+    {
         return Ok(Err(Fallback(e.message)));
     }
     let _ = writeln!(
@@ -313,22 +338,35 @@ pub fn create_from_template(
             n => format!(" and {n} staged patch(es)"),
         }
     );
-    evict(target, cache, &made);
+    evict(&mut c, cache, &made);
     Ok(Ok(()))
 }
 
-fn server_version(db: &Database) -> Result<String> {
-    let mut c = db.connect_maintenance()?;
+/// The connected role, whether it may create databases (CREATEDB or a
+/// superuser), and the server version, in one round trip.
+fn role_and_server(c: &mut postgres::Client) -> Result<(String, bool, String)> {
     let row = c
-        .query_one("SHOW server_version_num", &[])
-        .map_err(|e| crate::db::database::sql_error("cannot read the server version", e))?;
-    row.try_get(0)
-        .map_err(|e| Error::new(format!("cannot read the server version: {e}")))
+        .query_one(
+            "SELECT current_user::text, \
+             coalesce((SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user), false), \
+             current_setting('server_version_num')",
+            &[],
+        )
+        .map_err(|e| crate::db::database::sql_error("cannot read the role and server version", e))?;
+    match (row.try_get(0), row.try_get(1), row.try_get(2)) {
+        (Ok(r), Ok(may), Ok(v)) => Ok((r, may, v)),
+        _ => Err(Error::new("cannot read the role and server version")),
+    }
 }
 
 /// A new, empty (or copied from `from`) database to become a template,
 /// with a temporary database's comment until it is ready.
-fn new_template(working: &Database, cache: &Cache, from: Option<&str>) -> Result<Database> {
+fn new_template(
+    c: &mut postgres::Client,
+    working: &Database,
+    cache: &Cache,
+    from: Option<&str>,
+) -> Result<Database> {
     // Not named after the working database: a template serves every
     // database of this clone.
     let name = format!(
@@ -346,46 +384,24 @@ fn new_template(working: &Database, cache: &Cache, from: Option<&str>) -> Result
             crate::owner::Owner::me()
         )),
     };
-    match from {
-        None => db.create()?,
-        Some(t) => db.create_from(t)?,
-    }
+    db.create_via(c, from)?;
     Ok(db)
 }
 
-fn mark_ready(working: &Database, tpl: &Database, key: &str, cache: &Cache) -> Result<()> {
-    let mut c = working.connect_maintenance()?;
+/// Marks template `name` ready with `key` and now as its last use.
+fn mark(c: &mut postgres::Client, name: &str, key: &str, cache: &Cache) -> Result<()> {
     c.batch_execute(&format!(
         "COMMENT ON DATABASE {} IS {}",
-        quote_ident(tpl.name()),
+        quote_ident(name),
         quote_literal(&comment(key, &cache.clone_id))
     ))
     .map_err(|e| crate::db::database::sql_error("cannot mark the template", e))
 }
 
-/// Records a use (for the least-recently-used bound); best effort.
-fn touch(working: &Database, name: &str, key: &str, cache: &Cache) {
-    if let Ok(mut c) = working.connect_maintenance() {
-        let _ = c.batch_execute(&format!(
-            "COMMENT ON DATABASE {} IS {}",
-            quote_ident(name),
-            quote_literal(&comment(key, &cache.clone_id))
-        ));
-    }
-}
-
-/// Drops and recreates `target` as a copy of `template`.
-fn copy(target: &Database, template: &str) -> Result<()> {
-    if target.exists()? {
-        target.drop_database()?;
-    }
-    target.create_from(template)
-}
-
 /// Keeps this clone's `limit` most recently used templates (never one just
 /// made); best effort.
-fn evict(working: &Database, cache: &Cache, keep: &[String]) {
-    let Ok(all) = list(working) else {
+fn evict(c: &mut postgres::Client, cache: &Cache, keep: &[String]) {
+    let Ok(all) = ready(c, false) else {
         return;
     };
     let mut ours: Vec<Template> = all
@@ -397,9 +413,6 @@ fn evict(working: &Database, cache: &Cache, keep: &[String]) {
     }
     ours.sort_by_key(|t| (keep.contains(&t.name), t.used));
     let excess = ours.len() - cache.limit.max(1);
-    let Ok(mut c) = working.connect_maintenance() else {
-        return;
-    };
     for t in ours.iter().take(excess) {
         if keep.contains(&t.name) {
             continue;

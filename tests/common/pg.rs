@@ -45,7 +45,13 @@ static SERVER: OnceLock<TestServer> = OnceLock::new();
 
 /// The test process's cluster, started on first use.
 pub fn server() -> &'static TestServer {
-    SERVER.get_or_init(start)
+    SERVER.get_or_init(|| start(Path::new("/tmp")))
+}
+
+/// The process's cluster, started on first use with its folder under
+/// `parent` (the benchmarks put it in memory: see benches/support).
+pub fn server_in(parent: &Path) -> &'static TestServer {
+    SERVER.get_or_init(|| start(parent))
 }
 
 fn no_postgres(e: hop::Error) -> ! {
@@ -55,8 +61,8 @@ fn no_postgres(e: hop::Error) -> ! {
     )
 }
 
-fn start() -> TestServer {
-    let base = new_base();
+fn start(parent: &Path) -> TestServer {
+    let base = new_base(parent);
     let opts = ClusterOptions {
         fast: true,
         extra_hba: vec![format!("local all {PW_USER} scram-sha-256")],
@@ -65,11 +71,16 @@ fn start() -> TestServer {
     launch(base, opts, &[])
 }
 
-fn new_base() -> PathBuf {
+fn new_base(parent: &Path) -> PathBuf {
     tempfile::Builder::new()
         .prefix("hop-test-")
-        .tempdir_in("/tmp")
-        .unwrap_or_else(|e| panic!("cannot create a temporary folder in /tmp: {e}"))
+        .tempdir_in(parent)
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot create a temporary folder in {}: {e}",
+                parent.display()
+            )
+        })
         .keep()
 }
 
@@ -129,7 +140,7 @@ pub fn tls_server() -> &'static TlsServer {
 }
 
 fn start_tls() -> TlsServer {
-    let base = new_base();
+    let base = new_base(Path::new("/tmp"));
     let server_dir = base.join("tls");
     let certs = certs::make(&server_dir, "localhost", CERT_USER);
     // The client's files stay the test's own (its key is mode 0600).

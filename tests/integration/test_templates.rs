@@ -329,7 +329,7 @@ fn a_changed_staged_patch_or_a_new_snapshot_gives_a_new_template() {
     .ok();
     let r = env.patch(dir, &["apply"]);
     r.ok()
-        .stdout_has("the staged head (1 patch(es) from the template of 1), made once")
+        .stdout_has("the staged head (1 patch(es) on the template of 1)")
         .stdout_has("and 2 staged patch(es)");
     assert_eq!(r.stdout.matches("made once").count(), 1, "{}", r.stdout);
     assert_eq!(srv.psql(&p.db, "SELECT count(*) FROM b"), "2");
@@ -427,7 +427,7 @@ fn built_both_templates(dir: &str, child: std::process::Child) {
         "{show}"
     );
     assert!(
-        stdout.contains("the staged head (2 patch(es) from the template of 0), made once"),
+        stdout.contains("the staged head (2 patch(es) on the template of 0)"),
         "{show}"
     );
     assert!(
@@ -567,7 +567,7 @@ fn a_staged_patch_failing_while_its_template_is_built_leaves_no_template() {
     .ok();
     let r = env.patch(dir, &["apply"]);
     r.fails(1)
-        .stdout_has("the staged head (1 patch(es) from the template of 1)")
+        .stdout_has("the staged head (1 patch(es) on the template of 1)")
         .stderr_has("error: patch 2-b failed: Patches/2-b/01.sql:4: ")
         .stderr_has("violates foreign key constraint");
     assert_eq!(fallback_notes(&r), 0, "{}\n{}", r.stdout, r.stderr);
