@@ -24,15 +24,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use hop::db::conn::ConnParams;
 use hop::patch_id::PatchId;
 use hop::rebuild::runner::{self as patch_runner, PatchToRun, RunOptions};
 use hop::version::Version;
-use support::{Env, Server, row, time, write};
+use support::{Env, Psql, Server, row, time, write};
 
 const STAGED: usize = 20;
 const FILES: usize = 5;
@@ -80,41 +78,12 @@ fn patch_id(k: usize) -> String {
     format!("{k}-t{k:02}")
 }
 
-struct Psql<'a> {
-    bin: PathBuf,
-    server: &'a Server,
-    root: &'a Path,
-}
-
-impl Psql<'_> {
-    /// `psql -X -q -v ON_ERROR_STOP=1 ARGS` on `db`, from the work tree root.
-    fn run(&self, db: &str, args: &[&str]) {
-        let out = Command::new(&self.bin)
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
-            .args(args)
-            .env_remove("PGSERVICE")
-            .env_remove("PGPASSWORD")
-            .envs(self.server.pg_env(db))
-            .current_dir(self.root)
-            .output()
-            .expect("run psql");
-        assert!(
-            out.status.success(),
-            "psql {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// A new database `db` holding the production snapshot.
-    fn fresh(&self, db: &str, params: &ConnParams, production: &Version) {
-        self.run(
-            "postgres",
-            &["-c", &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")],
-        );
-        self.run("postgres", &["-c", &format!("CREATE DATABASE {db}")]);
-        hop::snapshot::load(params, self.root, production)
-            .unwrap_or_else(|e| panic!("{}", e.render()));
-    }
+/// A new database `db` holding the production snapshot.
+fn fresh(psql: &Psql, db: &str, params: &ConnParams, production: &Version) {
+    psql.admin(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+    psql.admin(&format!("CREATE DATABASE {db}"));
+    hop::snapshot::load(params, &psql.root, production)
+        .unwrap_or_else(|e| panic!("{}", e.render()));
 }
 
 /// Times `f` on `RUNS` fresh databases (the preparation is not timed).
@@ -127,7 +96,7 @@ fn on_fresh(
 ) -> Vec<Duration> {
     (0..RUNS)
         .map(|_| {
-            psql.fresh(db, params, production);
+            fresh(psql, db, params, production);
             time(1, &mut f)[0]
         })
         .collect()
@@ -186,11 +155,7 @@ fn main() {
 
     let db = "benchapply_cmp";
     let params = ConnParams::parse(&server.url(db)).unwrap_or_else(|e| panic!("{}", e.render()));
-    let psql = Psql {
-        bin: hop::db::pgbin::client_tool("psql").unwrap_or_else(|e| panic!("{}", e.render())),
-        server: &server,
-        root: &root,
-    };
+    let psql = Psql::new(&server, &root);
     let production: Version = "0.0.0".parse().expect("version");
     let release: Version = "0.1.0".parse().expect("version");
     let patches: Vec<PatchToRun> = (1..=STAGED)
@@ -257,14 +222,14 @@ fn main() {
         let psql = Psql {
             bin: bin.clone(),
             server: &server,
-            root: &root,
+            root: root.clone(),
         };
         println!("\nwith {label} ({}):", bin.display());
         let one = row(
             "apply",
             "1 psql, plain \\i driver",
             on_fresh(&psql, db, &params, &production, || {
-                psql.run(db, &["-f", &all_path])
+                psql.run(db, &["-f", &all_path]);
             }),
         );
         let by_patch = row(
@@ -290,7 +255,9 @@ fn main() {
         row(
             "apply",
             "1 psql -c 'SELECT 1' (a process, no DDL)",
-            time(4 * RUNS, || psql.run(db, &["-c", "SELECT 1"])),
+            time(4 * RUNS, || {
+                psql.run(db, &["-c", "SELECT 1"]);
+            }),
         );
         let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
         println!(

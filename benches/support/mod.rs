@@ -21,8 +21,27 @@ pub struct Server {
 }
 
 impl Server {
+    /// The cluster, on the same disk as the tests' (/tmp).
     pub fn start() -> Server {
         Server { srv: pg::server() }
+    }
+
+    /// The cluster in memory (/dev/shm when it has 2 GiB free, else /tmp;
+    /// `HOP_BENCH_PGDIR` chooses another folder): where what is measured
+    /// is git-hop and PostgreSQL rather than this machine's disk. Returns
+    /// the folder too, for the report.
+    pub fn start_in_memory() -> (Server, PathBuf) {
+        let parent = match std::env::var_os("HOP_BENCH_PGDIR") {
+            Some(d) => PathBuf::from(d),
+            None if free_bytes(Path::new("/dev/shm")) >= 2 << 30 => PathBuf::from("/dev/shm"),
+            None => PathBuf::from("/tmp"),
+        };
+        (
+            Server {
+                srv: pg::server_in(&parent),
+            },
+            parent,
+        )
     }
 
     /// `postgresql://postgres@/<db>?host=<socket folder>`.
@@ -39,6 +58,19 @@ impl Server {
             ("PGDATABASE".into(), db.to_string()),
         ]
     }
+}
+
+/// Free bytes on the file system of `dir` (0 when it cannot be read).
+fn free_bytes(dir: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return 0;
+    };
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    st.f_bavail as u64 * st.f_frsize as u64
 }
 
 /// The folder of the freshly built binaries.
@@ -91,6 +123,11 @@ impl Env {
         Env { tmp, work, vars }
     }
 
+    /// The environment variables of the isolated commands.
+    pub fn vars(&self) -> &[(String, String)] {
+        &self.vars
+    }
+
     /// `program args` in `dir` (relative to the work folder), isolated.
     pub fn cmd(&self, program: &str, dir: &str, args: &[&str]) -> Command {
         let mut c = Command::new(program);
@@ -131,15 +168,65 @@ impl Env {
 
     /// `git hop-release init <package> --origin <bare origin>`.
     pub fn init_project(&self, package: &str) -> PathBuf {
-        let origin = self.tmp.path().join("origin.git");
-        let o = origin.display().to_string();
+        self.init_project_with(package, &[])
+    }
+
+    /// The bare origin of [`Env::init_project`].
+    pub fn origin(&self) -> PathBuf {
+        self.tmp.path().join("origin.git")
+    }
+
+    /// `git hop-release init <package> --origin <bare origin> EXTRA`.
+    pub fn init_project_with(&self, package: &str, extra: &[&str]) -> PathBuf {
+        let o = self.origin().display().to_string();
         self.run("git", ".", &["init", "-q", "--bare", "-b", "ho-prod", &o]);
-        self.run(
-            "git",
-            ".",
-            &["hop-release", "init", package, "--origin", &o],
-        );
+        let mut args = vec!["hop-release", "init", package, "--origin", &o];
+        args.extend_from_slice(extra);
+        self.run("git", ".", &args);
         self.path(package)
+    }
+}
+
+/// psql as git-hop runs it (no psqlrc, stop at the first error) on the
+/// bench server, from a project's root (so `\i` paths are relative to it).
+pub struct Psql<'a> {
+    pub bin: PathBuf,
+    pub server: &'a Server,
+    pub root: PathBuf,
+}
+
+impl<'a> Psql<'a> {
+    /// The psql git-hop itself runs (hop::db::pgbin).
+    pub fn new(server: &'a Server, root: &Path) -> Psql<'a> {
+        Psql {
+            bin: hop::db::pgbin::client_tool("psql").unwrap_or_else(|e| panic!("{}", e.render())),
+            server,
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// `psql -X -q -v ON_ERROR_STOP=1 ARGS` on `db`; returns its stdout.
+    pub fn run(&self, db: &str, args: &[&str]) -> String {
+        let out = Command::new(&self.bin)
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .args(args)
+            .env_remove("PGSERVICE")
+            .env_remove("PGPASSWORD")
+            .envs(self.server.pg_env(db))
+            .current_dir(&self.root)
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `sql` on the maintenance database.
+    pub fn admin(&self, sql: &str) {
+        self.run("postgres", &["-c", sql]);
     }
 }
 
@@ -161,6 +248,12 @@ pub fn time(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
             t.elapsed()
         })
         .collect()
+}
+
+/// The median of `times` (sorted in place).
+pub fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
 }
 
 /// Prints one row: median and minimum; returns the median.
