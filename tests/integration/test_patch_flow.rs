@@ -609,3 +609,53 @@ fn a_merge_that_undoes_the_release_is_refused() {
     env.git(dir, &["reset", "-q", "--hard", "HEAD~1"]).ok();
     env.patch(dir, &["merge"]).ok();
 }
+
+/// Validation worktrees are kept and reused (docs/engine.md, "Fast
+/// rebuilds"): whatever an earlier validation left in its slot (tests'
+/// output, a stray SQL file in a patch folder, a changed tracked file)
+/// never reaches the next one, which sees exactly the
+/// commit it validates, in the same slot.
+#[test]
+fn a_reused_validation_worktree_holds_exactly_the_commit_it_validates() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["new", "minor"]).ok();
+    for (n, id) in ["1-a", "2-b"].into_iter().enumerate() {
+        env.patch(dir, &["create", id]).ok();
+        if n == 0 {
+            // Committed with the first patch; fails on a stray file.
+            use_test_script(env, dir, "test ! -e stray.txt\n");
+        }
+        write(
+            env,
+            dir,
+            &format!("Patches/{id}/01.sql"),
+            &format!("CREATE TABLE t{n} (id int);\n"),
+        );
+        env.patch(dir, &["apply"]).ok();
+        env.git(dir, &["add", "-A"]).ok();
+        env.git(dir, &["commit", "-qm", id]).ok();
+        env.patch(dir, &["merge"])
+            .ok()
+            .stdout_has("tests passed")
+            .stdout_has("applied in");
+        let slot = env.path(dir).join(".git/hop/tmp/validate-slot-0");
+        assert!(slot.join(".git").is_file(), "no kept worktree after {id}");
+        assert_eq!(
+            env.git(dir, &["worktree", "list"]).out().lines().count(),
+            2,
+            "one kept worktree, reused"
+        );
+        assert_eq!(worktrees(env, dir), 1);
+        if n == 0 {
+            // What a careless earlier run could leave behind.
+            std::fs::write(slot.join("stray.txt"), "left by a test\n").unwrap();
+            std::fs::write(slot.join("Patches/1-a/02_stray.sql"), "SELECT 1/0;\n").unwrap();
+            std::fs::write(slot.join("tests/check.sh"), "exit 1\n").unwrap();
+            std::fs::write(slot.join(".git-hop-junk"), "").unwrap();
+        } else {
+            assert!(!slot.join("stray.txt").exists());
+            assert!(!slot.join("Patches/1-a/02_stray.sql").exists());
+        }
+    }
+}
