@@ -92,24 +92,7 @@ pub fn rebuild(
             &extra_env,
             out,
         )? {
-            Ok(()) if head == checked.len() => {
-                return Ok(RunReport {
-                    patches: Vec::new(),
-                    total: std::time::Duration::ZERO,
-                });
-            }
-            Ok(()) => {
-                return runner::run_checked(
-                    &db.params,
-                    release,
-                    &checked.part(head..checked.len()),
-                    RunOptions {
-                        root,
-                        extra_env,
-                        out,
-                    },
-                );
-            }
+            Ok(report) => return Ok(report),
             Err(template::Fallback(reason)) => {
                 let _ = writeln!(
                     out,

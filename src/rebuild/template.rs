@@ -22,7 +22,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::runner::{self, Checked, RunOptions};
+use super::runner::{self, Checked, RunOptions, RunReport};
 use crate::db::database::{Database, quote_ident, quote_literal};
 use crate::db::temp;
 use crate::error::{Error, Result};
@@ -218,7 +218,7 @@ pub fn create_from_template(
     head: usize,
     extra_env: &[(String, String)],
     out: &mut dyn Write,
-) -> Result<std::result::Result<(), Fallback>> {
+) -> Result<std::result::Result<RunReport, Fallback>> {
     // One maintenance connection for every step but the replays (a
     // connection costs a backend start).
     let mut c = match target.connect_maintenance() {
@@ -278,6 +278,17 @@ pub fn create_from_template(
             (0, tpl.name().to_string())
         }
     };
+    if have < head && target.note.is_some() {
+        // A temporary target (a validation's): made from the same template
+        // at the same time as the new one, and the rest of the head
+        // replayed into both, one copy fewer on the way. (The working
+        // database is made only from a ready template, so that a staged
+        // patch failing while its template is built leaves it as it was.)
+        return parallel(
+            &mut c, target, cache, root, production, release, checked, have, head, &keys, &source,
+            extra_env, out,
+        );
+    }
     if have < head {
         let started = std::time::Instant::now();
         let tpl = match new_template(&mut c, target, cache, Some(&source)) {
@@ -339,7 +350,141 @@ pub fn create_from_template(
         }
     );
     evict(&mut c, cache, &made);
-    Ok(Ok(()))
+    run_rest(target, release, checked, head, root, extra_env, out).map(Ok)
+}
+
+/// Runs `checked[from..]` on `target` (the current patch, and in
+/// [`parallel`] the part of the head being made into a template too).
+fn run_rest(
+    target: &Database,
+    release: &Version,
+    checked: &Checked,
+    from: usize,
+    root: &Path,
+    extra_env: &[(String, String)],
+    out: &mut dyn Write,
+) -> Result<RunReport> {
+    if from == checked.len() {
+        return Ok(RunReport {
+            patches: Vec::new(),
+            total: std::time::Duration::ZERO,
+        });
+    }
+    runner::run_checked(
+        &target.params,
+        release,
+        &checked.part(from..checked.len()),
+        RunOptions {
+            root,
+            extra_env: extra_env.to_vec(),
+            out,
+        },
+    )
+}
+
+/// [`create_from_template`] for a temporary target when the head's
+/// template is missing: the new template and the target are copied from
+/// template `source` (holding the first `have` patches) at the same time,
+/// on two connections, then `have..head` is replayed into the template
+/// while the target runs `have..` in one psql.
+#[allow(clippy::too_many_arguments)]
+fn parallel(
+    c: &mut postgres::Client,
+    target: &Database,
+    cache: &Cache,
+    root: &Path,
+    production: &Version,
+    release: &Version,
+    checked: &Checked,
+    have: usize,
+    head: usize,
+    keys: &[String],
+    source: &str,
+    extra_env: &[(String, String)],
+    out: &mut dyn Write,
+) -> Result<std::result::Result<RunReport, Fallback>> {
+    let started = std::time::Instant::now();
+    let mut c2 = match target.connect_maintenance() {
+        Ok(c2) => c2,
+        Err(e) => return Ok(Err(Fallback(e.message))),
+    };
+    let (tpl, copied) = std::thread::scope(|s| {
+        let t = s.spawn(|| new_template(&mut c2, target, cache, Some(source)));
+        let copied = target
+            .drop_via(c)
+            .and_then(|()| target.create_via(c, Some(source)));
+        let tpl = t
+            .join()
+            .unwrap_or_else(|_| Err(Error::new("the template build stopped")));
+        (tpl, copied)
+    });
+    let tpl = match (tpl, copied) {
+        (Ok(tpl), Ok(())) => tpl,
+        (tpl, copied) => {
+            let reason = match (&tpl, &copied) {
+                (Err(e), _) | (_, Err(e)) => e.message.clone(),
+                _ => String::new(),
+            };
+            if let Ok(t) = tpl {
+                let _ = t.drop_via(c);
+            }
+            return Ok(Err(Fallback(reason)));
+        }
+    };
+    let _ = writeln!(
+        out,
+        "template {}: the staged head ({} patch(es) on the template of {have})",
+        tpl.name(),
+        head - have
+    );
+    let _ = writeln!(
+        out,
+        "database {}: copied from template {source} (production snapshot {production}{}), at the same time",
+        target.name(),
+        match have {
+            0 => String::new(),
+            n => format!(" and {n} staged patch(es)"),
+        }
+    );
+    let (built, report) = std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            // Its lines would repeat the target's: kept for an error only.
+            let mut quiet = Vec::new();
+            runner::run_checked(
+                &tpl.params,
+                release,
+                &checked.part(have..head),
+                RunOptions {
+                    root,
+                    extra_env: extra_env.to_vec(),
+                    out: &mut quiet,
+                },
+            )
+        });
+        let report = run_rest(target, release, checked, have, root, extra_env, out);
+        let built = t
+            .join()
+            .unwrap_or_else(|_| Err(Error::new("the template build stopped")));
+        (built, report)
+    });
+    let ready = built.and_then(|_| mark(c, tpl.name(), &keys[head], cache));
+    match &ready {
+        Ok(()) => {
+            let _ = writeln!(
+                out,
+                "template {}: {} ms, made once",
+                tpl.name(),
+                started.elapsed().as_millis()
+            );
+            evict(c, cache, &[tpl.name().to_string()]);
+        }
+        _ => {
+            let _ = tpl.drop_via(c);
+        }
+    }
+    // The target's result is the rebuild's: a template that could not be
+    // made (or marked) is only dropped.
+    report.map(Ok)
 }
 
 /// The connected role, whether it may create databases (CREATEDB or a

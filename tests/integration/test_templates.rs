@@ -34,7 +34,11 @@ fn release_with_a_staged_head() -> Project {
         env.patch(dir, &["apply"]).ok();
         env.git(dir, &["add", "-A"]).ok();
         env.git(dir, &["commit", "-qm", id]).ok();
-        env.patch(dir, &["merge"]).ok();
+        // The validation's database and the new head's template are made
+        // from the same template at the same time.
+        env.patch(dir, &["merge"])
+            .ok()
+            .stdout_has("at the same time");
     }
     env.patch(dir, &["create", "3-c"]).ok();
     write(
@@ -576,4 +580,34 @@ fn a_staged_patch_failing_while_its_template_is_built_leaves_no_template() {
     assert_eq!(listed_templates(&p, dir), templates);
     assert_eq!(template_databases(&p, dir), templates);
     assert_eq!(dumps(&p.db), before);
+
+    // A merge's validation makes its temporary database at the same time
+    // as the new head's template: the merged patch failing leaves neither.
+    std::fs::write(&path, original).unwrap();
+    write(
+        env,
+        dir,
+        "Patches/3-c/01.sql",
+        "INSERT INTO b VALUES (99);\n",
+    );
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "3-c, failing"]).ok();
+    let r = env.patch(dir, &["merge"]);
+    r.fails(1)
+        .stdout_has("at the same time")
+        .stderr_has("patch 3-c failed: Patches/3-c/01.sql:1: ")
+        .stderr_has("violates foreign key constraint");
+    assert_eq!(listed_templates(&p, dir), templates);
+    assert_eq!(template_databases(&p, dir), templates);
+    assert_eq!(
+        pg::server().psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_database WHERE starts_with(datname, '{}_hop_')",
+                p.db
+            )
+        ),
+        "0",
+        "a temporary database was left"
+    );
 }
