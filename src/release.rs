@@ -315,7 +315,7 @@ fn amend_all(wt: &Worktree) -> Result<String> {
     wt.git.run(&["add", "-A"])?;
     wt.git
         .run(&["commit", "-q", "--amend", "--no-edit", "--no-verify"])?;
-    wt.git.run(&["rev-parse", "HEAD"])
+    wt.git.head()
 }
 
 /// What a production promotion (`promote prod`, `promote hotfix`) built.

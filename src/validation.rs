@@ -173,7 +173,7 @@ pub fn validate_merge(
         "-m",
         &format!("[hop] merge patch {id} into release {version}"),
     ])?;
-    let commit = wt.git.run(&["rev-parse", "HEAD"])?;
+    let commit = wt.git.head()?;
     validate_staged(project, working, &wt, release_commit, id, &file, version)?;
     Ok(commit)
 }
@@ -227,7 +227,7 @@ fn check_integrity(
         .display()
         .to_string();
     let toml_rel = toml_rel.as_str();
-    let merged_commit = wt.git.run(&["rev-parse", "HEAD"])?;
+    let merged_commit = wt.git.head()?;
     let hint = format!(
         "{} undoes work of the release (a reverted sync, a stale release file?): restore what {release_branch} holds (git checkout origin/{release_branch} -- <path>), commit, then git hop-patch merge again",
         id.branch()

@@ -35,7 +35,7 @@ pub fn run(args: Args) -> Result<()> {
     let git = &project.git;
     let release_branch = format!("{RELEASE_PREFIX}{version}");
     let patch_branch = id.branch();
-    let patch_commit = git.run(&["rev-parse", "HEAD"])?;
+    let patch_commit = git.head()?;
     let origin = Origin::of(git)?;
 
     // Where the release and the patch stand on origin.

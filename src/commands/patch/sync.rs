@@ -29,7 +29,7 @@ pub fn run(_args: Args) -> Result<()> {
         }
         None => release_branch.clone(),
     };
-    let before = git.run(&["rev-parse", "HEAD"])?;
+    let before = git.head()?;
     let message = format!("[hop] sync {id} with release {version}");
     if let Err(f) = git.merge(&["--no-edit", "-q", "-m", &message, &source], &[])? {
         return Err(f.error(
@@ -37,7 +37,7 @@ pub fn run(_args: Args) -> Result<()> {
             "resolve them, git add and git commit (the merge is in progress), then git hop-patch apply",
         ));
     }
-    let after = git.run(&["rev-parse", "HEAD"])?;
+    let after = git.head()?;
     if after == before {
         println!("{} is up to date with {source}", id.branch());
         return Ok(());

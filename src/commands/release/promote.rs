@@ -141,7 +141,7 @@ fn rc(args: RcArgs) -> Result<()> {
         wt.git.run(&["add", "-A"])?;
         wt.git
             .run(&["commit", "-q", "--no-verify", "-m", &message])?;
-        let commit = wt.git.run(&["rev-parse", "HEAD"])?;
+        let commit = wt.git.head()?;
         let tag = release::make_tag(&project.git, &commit, &target.tag_name(), &message)?;
         (commit, tag, staged)
     };

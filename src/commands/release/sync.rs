@@ -39,7 +39,7 @@ pub fn run(args: Args) -> Result<()> {
     preconditions::clean(&project)?;
     let land = release::survey(&project, true)?;
     let branch = project.current_branch().unwrap_or_default();
-    let head = git.run(&["rev-parse", "HEAD"])?;
+    let head = git.head()?;
     let remote = match &land.origin {
         Some(_) => land
             .releases
@@ -113,7 +113,7 @@ pub fn run(args: Args) -> Result<()> {
                 ));
             }
             validate(&project, &working, &wt, &version)?;
-            (wt.git.run(&["rev-parse", "HEAD"])?, false)
+            (wt.git.head()?, false)
         }
     };
 
