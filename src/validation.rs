@@ -68,6 +68,7 @@ impl Worktree {
         let path = tmp.join(format!("validate-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         let p = path.display().to_string();
+        let _ = project.git.run(&["worktree", "prune"]);
         project
             .git
             .run(&["worktree", "add", "-q", "--detach", &p, commit])?;
@@ -109,6 +110,7 @@ fn prune_stale(project: &Project, tmp: &Path) {
     let Ok(entries) = std::fs::read_dir(tmp) else {
         return;
     };
+    let mut removed = false;
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(pid) = name
@@ -122,9 +124,14 @@ fn prune_stale(project: &Project, tmp: &Path) {
             let p = e.path().display().to_string();
             let _ = project.git.run(&["worktree", "remove", "--force", &p]);
             let _ = std::fs::remove_dir_all(e.path());
+            removed = true;
         }
     }
-    let _ = project.git.run(&["worktree", "prune"]);
+    // Only after a removal: a kept slot's metadata is pruned (and made
+    // again) by Worktree::add itself when its folder is gone.
+    if removed {
+        let _ = project.git.run(&["worktree", "prune"]);
+    }
 }
 
 /// Validates merging `patch_commit` (patch `id`) into the release whose
@@ -397,17 +404,23 @@ pub fn validate_tree_keep(
     )?;
     let generated = crate::generate::regenerate(&wt.path, &config, &temp.db)?;
     println!("{}", crate::generate::summary(&generated));
-    // Generated code must equal the committed code.
-    let dirty = wt
-        .git
-        .run(&["status", "--porcelain", "--untracked-files=all"])?;
-    if !dirty.trim().is_empty() {
-        let files: Vec<&str> = dirty.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
-        return Err(Error::new(format!(
-            "generated code is out of date: {}",
-            files.join(", ")
-        ))
-        .hint("run git hop-patch apply and commit"));
+    // Generated code must equal the committed code: the worktree holds
+    // exactly the commit, so what code generation wrote or removed (it
+    // writes a file only when its content differs) is what is out of date.
+    if let Some(report) = &generated {
+        let files: Vec<String> = report
+            .written
+            .iter()
+            .chain(&report.removed)
+            .map(|p| p.strip_prefix(&wt.path).unwrap_or(p).display().to_string())
+            .collect();
+        if !files.is_empty() {
+            return Err(Error::new(format!(
+                "generated code is out of date: {}",
+                files.join(", ")
+            ))
+            .hint("run git hop-patch apply and commit"));
+        }
     }
     run_tests(project, &wt.path, env)?;
     Ok(temp)

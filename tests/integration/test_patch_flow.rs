@@ -659,3 +659,32 @@ fn a_reused_validation_worktree_holds_exactly_the_commit_it_validates() {
         }
     }
 }
+
+/// The merge validation regenerates the code from the database it built
+/// and refuses a patch whose generated code was not committed (or is
+/// stale), naming the files, and changes nothing.
+#[test]
+fn uncommitted_generated_code_blocks_the_merge() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["new", "minor"]).ok();
+    env.patch(dir, &["create", "1-a"]).ok();
+    write(env, dir, "Patches/1-a/01.sql", "CREATE TABLE a (id int);\n");
+    crate::support::set_tests_command(env, dir, "true");
+    // The SQL committed without applying: no generated code at all.
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "a, without its code"]).ok();
+    let origin_before = p.origin_refs();
+    let package = p.name.clone();
+    env.patch(dir, &["merge"])
+        .fails(1)
+        .stderr_has("generated code is out of date: ")
+        .stderr_has(&format!("{package}/public/a.py"))
+        .stderr_has("git hop-patch apply");
+    assert_eq!(p.origin_refs(), origin_before, "origin changed");
+    // Applied and committed, it merges.
+    env.patch(dir, &["apply"]).ok();
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "code"]).ok();
+    env.patch(dir, &["merge"]).ok().stdout_has("staged");
+}
