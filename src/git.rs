@@ -248,6 +248,29 @@ impl Git {
             .ok)
     }
 
+    /// A value of the repository's config (local, global, system), read
+    /// through gix; `None` when unset or gix cannot read it.
+    pub fn config_value(&self, key: &str) -> Option<String> {
+        self.gix()?
+            .config_snapshot()
+            .string(key)
+            .map(|v| v.to_string())
+    }
+
+    /// The content of `path` at revision `rev` (`git show REV:PATH`).
+    pub fn file_at(&self, rev: &str, path: &str) -> Result<String> {
+        if let Some(text) = self.gix().and_then(|repo| {
+            let id = repo
+                .rev_parse_single(format!("{rev}:{path}").as_str())
+                .ok()?;
+            let blob = id.object().ok()?;
+            String::from_utf8(blob.data.clone()).ok()
+        }) {
+            return Ok(text.trim_end().to_string());
+        }
+        self.run(&["show", &format!("{rev}:{path}")])
+    }
+
     /// The commit HEAD points at.
     pub fn head(&self) -> Result<String> {
         match self.gix_commit("HEAD") {

@@ -58,6 +58,13 @@ pub struct Origin {
 impl Origin {
     /// `None` when the repository has no `origin` (a local-only project).
     pub fn of(git: &Git) -> Result<Option<Origin>> {
+        // The URL is only shown; read in process when set.
+        if let Some(url) = git.config_value(&format!("remote.{REMOTE}.url")) {
+            return Ok(Some(Origin {
+                git: git.clone(),
+                url,
+            }));
+        }
         let out = git.output(&["remote", "get-url", REMOTE], &[])?;
         if !out.ok {
             return Ok(None);

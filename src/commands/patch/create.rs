@@ -54,11 +54,7 @@ pub fn run(args: Args) -> Result<()> {
         .unwrap_or(&toml_path)
         .display()
         .to_string();
-    let text = String::from_utf8(
-        git.run(&["show", &format!("{base}:{rel_toml}")])?
-            .into_bytes(),
-    )
-    .map_err(|_| Error::new(format!("{rel_toml} is not UTF-8")))?;
+    let text = git.file_at(&base, &rel_toml)?;
     let mut file = PatchesFile::parse(&toml_path, &text)?;
     if file.state(id.as_str()).is_some() {
         return Err(

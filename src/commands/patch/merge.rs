@@ -160,10 +160,7 @@ fn already_staged(
         .unwrap_or(&toml)
         .display()
         .to_string();
-    let Ok(text) = project
-        .git
-        .run(&["show", &format!("{release_commit}:{rel}")])
-    else {
+    let Ok(text) = project.git.file_at(release_commit, &rel) else {
         return Ok(false);
     };
     let file = release_file::PatchesFile::parse(&toml, &text)?;
