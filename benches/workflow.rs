@@ -30,7 +30,13 @@
 //!
 //! Run with `cargo bench --bench workflow` (`-- --json` for a machine-read
 //! report on stdout; the progress goes to stderr). Nothing is asserted:
-//! speed depends on the machine.
+//! speed depends on the machine. The cluster runs in memory (see
+//! `Server::start_in_memory`; `HOP_BENCH_PGDIR` puts it elsewhere).
+//! `HOP_BENCH_TRACE=1` runs `apply` and `merge` once more at each measured
+//! patch and prints their output lines with their times
+//! (`HOP_BENCH_STRACE=FILE` adds the processes they start);
+//! `HOP_BENCH_PAUSE=FILE` stops at the last patch with the environment in
+//! FILE, to try commands by hand.
 
 mod support;
 
