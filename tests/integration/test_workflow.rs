@@ -231,3 +231,58 @@ fn a_refusing_origin_leaves_the_clone_as_it_was_and_retry_works() {
     std::fs::rename(&moved, &p.origin).unwrap();
     env.patch(dir, &["create", "6-y"]).ok();
 }
+
+/// A reservation another clone pushed that this clone has not seen (git
+/// fetch does not bring `refs/hop/*`): `release new` and `patch create` no
+/// longer ask origin before pushing, so the push's compare-and-swap
+/// refuses it, the error names what is taken, and nothing changed.
+#[test]
+fn a_reservation_unseen_by_this_clone_is_refused_by_the_push() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    let head = env.git(dir, &["rev-parse", "HEAD"]).out();
+    env.git(
+        dir,
+        &[
+            "push",
+            "-q",
+            "--no-verify",
+            "origin",
+            &format!("{head}:refs/hop/releases/0.1.0"),
+        ],
+    )
+    .ok();
+    let (local, origin) = (p.local_state(dir), p.origin_refs());
+    env.release(dir, &["new", "minor"])
+        .fails(1)
+        .stderr_has("release 0.1.0 is already in preparation");
+    assert_eq!(p.local_state(dir), local, "local repository changed");
+    assert_eq!(p.origin_refs(), origin, "origin changed");
+
+    env.release(dir, &["new", "patch"]).ok();
+    env.git(
+        dir,
+        &[
+            "push",
+            "-q",
+            "--no-verify",
+            "origin",
+            &format!("{head}:refs/hop/patches/7"),
+        ],
+    )
+    .ok();
+    let (local, origin) = (p.local_state(dir), p.origin_refs());
+    env.patch(dir, &["create", "7-x"])
+        .fails(1)
+        .stderr_has("patch number 7 is already taken by ")
+        .stderr_has("nothing was changed");
+    assert_eq!(p.origin_refs(), origin, "origin changed");
+    // The winner's reservation was fetched to name it; nothing else moved.
+    let after = p.local_state(dir);
+    assert_eq!(
+        after.replace(&format!("refs/hop/patches/7 {head}\n"), ""),
+        local,
+        "local repository changed"
+    );
+    env.patch(dir, &["create", "8-y"]).ok();
+}

@@ -79,17 +79,18 @@ pub fn run(args: Args) -> Result<()> {
         return Err(Error::new(format!("branch {branch} already exists"))
             .hint(format!("git switch {branch}")));
     }
-    if let Some(o) = &origin {
-        let taken = o.ls_remote(&[&reservation, &format!("refs/heads/{branch}")])?;
-        if let Some(commit) = taken.get(&reservation) {
-            return Err(taken_error(git, id.number(), commit));
-        }
-        if taken.contains_key(&format!("refs/heads/{branch}")) {
-            return Err(Error::new(format!("{branch} already exists on origin"))
-                .hint(format!("git switch {branch}")));
-        }
-    } else if let Some(commit) = git.rev_parse(&reservation)? {
+    // What this clone knows (its own reservations, origin's branches as
+    // just fetched); origin's other reservations are found by the push,
+    // whose compare-and-swap refuses a number taken meanwhile.
+    if let Some(commit) = git.rev_parse(&reservation)? {
         return Err(taken_error(git, id.number(), &commit));
+    }
+    if origin.is_some()
+        && git
+            .rev_parse(&format!("refs/remotes/{REMOTE}/{branch}"))?
+            .is_some()
+    {
+        return Err(branch_on_origin(&branch));
     }
 
     // Build the commit, push everything at once, then move local refs.
@@ -116,23 +117,31 @@ pub fn run(args: Args) -> Result<()> {
             RefUpdate::create(reservation.clone(), &commit),
         ])
     {
-        // Say who won when the number was taken meanwhile.
-        if let Ok(Some(winner)) = o.remote_ref(&reservation) {
-            let _ = git.run(&["fetch", "-q", REMOTE, &reservation]);
-            return Err(taken_error(git, id.number(), &winner).context("nothing was changed"));
+        // Say who won when the number (or the branch) was taken.
+        let remote_branch = format!("refs/heads/{branch}");
+        if let Ok(taken) = o.ls_remote(&[&reservation, &remote_branch]) {
+            if let Some(winner) = taken.get(&reservation) {
+                let _ = git.run(&["fetch", "-q", REMOTE, &reservation]);
+                return Err(taken_error(git, id.number(), winner).context("nothing was changed"));
+            }
+            if taken.contains_key(&remote_branch) {
+                return Err(branch_on_origin(&branch).context("nothing was changed"));
+            }
         }
         return Err(e
             .context(format!("cannot create patch {id}"))
             .hint("nothing was changed locally; git fetch, then run the command again"));
     }
     git.run(&["switch", "-q", "-c", &branch, &commit])?;
-    git.run(&[
-        "update-ref",
-        &format!("refs/heads/{release_branch}"),
-        &commit,
-        &base,
-    ])?;
-    git.run(&["update-ref", &reservation, &commit])?;
+    // Both local refs in one transaction.
+    git.run_stdin(
+        &["update-ref", "--stdin"],
+        format!(
+            "update refs/heads/{release_branch} {commit} {base}\nupdate {reservation} {commit}\n"
+        )
+        .as_bytes(),
+        &[],
+    )?;
     if origin.is_some() {
         git.run(&[
             "branch",
@@ -152,6 +161,10 @@ pub fn run(args: Args) -> Result<()> {
         "\nnext steps:\n  put SQL files in Patches/{id}/ (01_….sql, run in name order)\n  git hop-patch apply      # rebuild the database with this patch, regenerate code\n  git add -A && git commit\n  git hop-patch merge      # validate and merge into {release_branch}"
     );
     Ok(())
+}
+
+fn branch_on_origin(branch: &str) -> Error {
+    Error::new(format!("{branch} already exists on origin")).hint(format!("git switch {branch}"))
 }
 
 fn list_or_none(v: &[String]) -> String {

@@ -55,19 +55,18 @@ pub fn run(args: Args) -> Result<()> {
         || git
             .rev_parse(&format!("refs/tags/{}", next.tag_name()))?
             .is_some();
-    let taken_on_origin = match &origin {
-        Some(o) => !o
-            .ls_remote(&[
-                &format!("refs/heads/{branch}"),
-                &release_reservation(&next.to_string()),
-                &format!("refs/tags/{}", next.tag_name()),
-            ])?
-            .is_empty(),
-        None => false,
+    // Origin's branches and tags as just fetched; its reservations are
+    // found by the push, whose compare-and-swap refuses one taken.
+    let taken_on_origin = origin.is_some()
+        && git
+            .rev_parse(&format!("refs/remotes/{REMOTE}/{branch}"))?
+            .is_some();
+    let in_preparation = || {
+        Error::new(format!("release {next} is already in preparation (or released); nothing was changed"))
+            .hint(format!("git switch {branch}  (git fetch first if it is on origin only), or choose another level"))
     };
     if taken_locally || taken_on_origin {
-        return Err(Error::new(format!("release {next} is already in preparation (or released); nothing was changed"))
-            .hint(format!("git switch {branch}  (git fetch first if it is on origin only), or choose another level")));
+        return Err(in_preparation());
     }
 
     // Build the commit, push, and only then touch local refs.
@@ -86,15 +85,22 @@ pub fn run(args: Args) -> Result<()> {
             crate::origin::unique_trailer()
         ),
     )?;
-    if let Some(o) = &origin {
-        o.push(&[
+    if let Some(o) = &origin
+        && let Err(e) = o.push(&[
             RefUpdate::create(format!("refs/heads/{branch}"), &commit),
             RefUpdate::create(release_reservation(&next.to_string()), &commit),
         ])
-        .map_err(|e| {
+    {
+        let reservation = release_reservation(&next.to_string());
+        if o.ls_remote(&[&format!("refs/heads/{branch}"), &reservation])
+            .is_ok_and(|taken| !taken.is_empty())
+        {
+            return Err(in_preparation());
+        }
+        return Err(
             Error::new(format!("cannot reserve release {next} on origin: {}", e.message))
-                .hint("another clone probably opened it at the same moment: git fetch && git hop-release status")
-        })?;
+                .hint("another clone probably opened it at the same moment: git fetch && git hop-release status"),
+        );
     }
     git.run(&[
         "update-ref",
