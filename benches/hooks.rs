@@ -13,9 +13,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::Stdio;
-
 use support::{Env, Server, row, time};
 
 const RUNS: usize = 31;
@@ -45,20 +42,7 @@ fn main() {
         "0".repeat(40)
     );
     let pre_push = |program: &str, args: &[&str], stdin: &str| {
-        let mut child = env
-            .cmd(program, dir, args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
-        let out = child.wait_with_output().expect("wait");
+        let out = support::feed(env.cmd(program, dir, args), stdin);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "pre-push failed: {stderr}");
         assert!(

@@ -11,31 +11,17 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use hop::db::conn::ConnParams;
-use support::{Server, row, time};
+use support::{Psql, Server, row, time};
 
 const TABLES: usize = 40;
 const ROWS: usize = 2000;
 const RUNS: usize = 7;
 
 fn psql(server: &Server, db: &str, args: &[&str]) {
-    let bin = hop::db::pgbin::client_tool("psql").unwrap_or_else(|e| panic!("{}", e.render()));
-    let out = Command::new(bin)
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
-        .args(args)
-        .env_remove("PGSERVICE")
-        .env_remove("PGPASSWORD")
-        .envs(server.pg_env(db))
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Psql::new(server, &std::env::temp_dir()).run(db, args);
 }
 
 fn fresh(server: &Server, db: &str) {

@@ -835,19 +835,12 @@ fn main() {
     b.report
         .add("hook post-merge, nothing to do", t, None, None);
     let t = time(QUICK, || {
-        let mut child = env
-            .cmd("sh", DIR, &[&pre_push, "origin", &origin])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(line.as_bytes())
-            .expect("stdin");
-        assert!(child.wait().expect("wait").success());
+        let out = support::feed(env.cmd("sh", DIR, &[&pre_push, "origin", &origin]), &line);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
     b.report
         .add("hook pre-push, a feature branch", t, None, None);

@@ -230,6 +230,25 @@ impl<'a> Psql<'a> {
     }
 }
 
+/// Runs `cmd` with `stdin` on its standard input (as git feeds a
+/// pre-push hook); its stdout is discarded.
+pub fn feed(mut cmd: Command, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
 /// Writes `text` to `dir/rel`, creating folders.
 pub fn write(dir: &Path, rel: &str, text: &str) {
     let p = dir.join(rel);

@@ -241,17 +241,21 @@ fn a_reservation_unseen_by_this_clone_is_refused_by_the_push() {
     let p = Project::new();
     let (env, dir) = (&p.env, p.name.as_str());
     let head = env.git(dir, &["rev-parse", "HEAD"]).out();
-    env.git(
-        dir,
-        &[
-            "push",
-            "-q",
-            "--no-verify",
-            "origin",
-            &format!("{head}:refs/hop/releases/0.1.0"),
-        ],
-    )
-    .ok();
+    // Pushed by "another clone" (straight to origin, past the hooks).
+    let reserve = |r: &str| {
+        env.git(
+            dir,
+            &[
+                "push",
+                "-q",
+                "--no-verify",
+                "origin",
+                &format!("{head}:{r}"),
+            ],
+        )
+        .ok();
+    };
+    reserve("refs/hop/releases/0.1.0");
     let (local, origin) = (p.local_state(dir), p.origin_refs());
     env.release(dir, &["new", "minor"])
         .fails(1)
@@ -260,17 +264,7 @@ fn a_reservation_unseen_by_this_clone_is_refused_by_the_push() {
     assert_eq!(p.origin_refs(), origin, "origin changed");
 
     env.release(dir, &["new", "patch"]).ok();
-    env.git(
-        dir,
-        &[
-            "push",
-            "-q",
-            "--no-verify",
-            "origin",
-            &format!("{head}:refs/hop/patches/7"),
-        ],
-    )
-    .ok();
+    reserve("refs/hop/patches/7");
     let (local, origin) = (p.local_state(dir), p.origin_refs());
     env.patch(dir, &["create", "7-x"])
         .fails(1)
