@@ -117,6 +117,12 @@ fn quick_start_release_patch_apply_merge() {
     assert_eq!(worktrees(env, dir), 1, "temporary worktree left");
     assert_eq!(temp_databases(dir), "", "temporary database left");
     assert_eq!(env.git(dir, &["status", "--porcelain"]).out(), "");
+    // The release branch tracks origin's, so git pull and status work.
+    assert_eq!(
+        env.git(dir, &["rev-parse", "--abbrev-ref", "@{upstream}"])
+            .out(),
+        "origin/ho-release/0.1.0"
+    );
 
     // Numeric-only id, end to end.
     env.patch(dir, &["create", "456"]).ok();
@@ -129,12 +135,20 @@ fn quick_start_release_patch_apply_merge() {
     env.patch(dir, &["apply"]).ok();
     env.git(dir, &["add", "-A"]).ok();
     env.git(dir, &["commit", "-qm", "email"]).ok();
+    // A release branch that lost its upstream gets it back with the merge.
+    env.git(dir, &["branch", "--unset-upstream", "ho-release/0.1.0"])
+        .ok();
     env.patch(dir, &["merge"]).ok();
     let toml =
         std::fs::read_to_string(env.path(dir).join(".hop/releases/0.1.0-patches.toml")).unwrap();
     assert_eq!(
         toml,
         "[patches]\n\"1-users\" = \"staged\"\n\"456\" = \"staged\"\n"
+    );
+    assert_eq!(
+        env.git(dir, &["rev-parse", "--abbrev-ref", "@{upstream}"])
+            .out(),
+        "origin/ho-release/0.1.0"
     );
 }
 

@@ -188,7 +188,13 @@ fn move_local_refs(
     };
     git.run(&["switch", "-q", release_branch])?;
     git.run(&["branch", "-q", "-D", patch_branch])?;
-    if has_origin {
+    // The release branch usually tracks origin's already (read in process).
+    let tracks = git
+        .config_value(&format!("branch.{release_branch}.remote"))
+        .as_deref()
+        == Some(REMOTE)
+        && git.config_value(&format!("branch.{release_branch}.merge")) == Some(refname.clone());
+    if has_origin && !tracks {
         let _ = git.run(&[
             "branch",
             "-q",
