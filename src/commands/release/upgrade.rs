@@ -116,34 +116,57 @@ pub fn run(args: Args) -> Result<()> {
         .map(|p| p.version.clone())
         .unwrap_or_else(|| version.clone());
 
-    // Drift: the database must be exactly its version's snapshot.
+    // Drift: the database must be exactly its version's snapshot. Its schema
+    // dump runs beside the backup (two pg_dump processes reading the same
+    // database); a refusal deletes the backup it made (docs/production.md).
+    let drift_dump = || -> Result<Option<String>> {
+        if resume.release.is_some() {
+            return Ok(None);
+        }
+        snapshot::dump::dump_schema_waiting(&db.params, Duration::from_secs(args.lock_wait))
+            .map(Some)
+    };
+    let check = |actual: Option<String>| match actual {
+        Some(a) => drift_refusal(&project, &db, &version, &a, args.force),
+        None => Ok(None),
+    };
+    let dir = backup::backup_dir(&project);
+    let (warning, taken) = if args.dry_run {
+        (check(drift_dump()?)?, None)
+    } else {
+        let tables = backup::tables(client)?;
+        let (actual, taken) = std::thread::scope(|s| {
+            let dump = s.spawn(drift_dump);
+            let taken = backup::take(
+                &db.params,
+                &dir,
+                &version,
+                &tables,
+                Duration::from_secs(args.lock_wait),
+            );
+            let actual = dump
+                .join()
+                .unwrap_or_else(|_| Err(Error::new("the schema dump of the drift check stopped")));
+            (actual, taken)
+        });
+        match actual.and_then(check) {
+            Ok(warning) => (warning, Some(taken?)),
+            Err(e) => {
+                if let Ok(b) = &taken {
+                    let _ = std::fs::remove_file(&b.path);
+                }
+                return Err(e);
+            }
+        }
+    };
     if let Some(r) = &resume.release {
         println!(
             "resuming the interrupted upgrade of release {r} ({} step(s) done); the drift check is skipped (the database holds part of {r})",
             resume.done.len()
         );
-    } else {
-        // The materialized views' population is not schema (docs/snapshots.md).
-        let expected =
-            snapshot::sections::for_drift(&upgrade::expected_schema(&project, &version)?);
-        let actual = snapshot::sections::for_drift(&snapshot::dump::dump_schema_waiting(
-            &db.params,
-            Duration::from_secs(args.lock_wait),
-        )?);
-        if expected != actual {
-            let diff = upgrade::schema_diff(&expected, &actual, 20).join("\n  ");
-            let what = format!(
-                "the schema of database {} differs from the snapshot of its version {version} (.hop/model/schema-{version}.sql at {}):\n  {diff}",
-                db.name(),
-                version.tag_name()
-            );
-            if !args.force {
-                return Err(Error::new(what).hint(
-                    "someone changed the production schema by hand: bring it back to the snapshot, or pass --force to upgrade anyway; nothing was changed",
-                ));
-            }
-            println!("warning (--force): {what}");
-        }
+    }
+    if let Some(warning) = warning {
+        println!("warning (--force): {warning}");
     }
 
     println!(
@@ -152,20 +175,10 @@ pub fn run(args: Args) -> Result<()> {
         pending.len()
     );
     print!("{}", runner::describe(&releases, &resume));
-    if args.dry_run {
+    let Some(taken) = taken else {
         println!("\ndry run: nothing was changed");
         return Ok(());
-    }
-
-    let dir = backup::backup_dir(&project);
-    let tables = backup::tables(client)?;
-    let taken = backup::take(
-        &db.params,
-        &dir,
-        &version,
-        &tables,
-        Duration::from_secs(args.lock_wait),
-    )?;
+    };
     println!("backup: {} (verified)", taken.path.display());
 
     // Python steps get the database as in docs/releases.md (a half_orm config for it).
@@ -247,6 +260,36 @@ pub fn run(args: Args) -> Result<()> {
         taken.path.display()
     );
     Ok(())
+}
+
+/// The drift check (docs/production.md): `Ok(None)` when the schema of the
+/// database (`actual`, a normalized dump) is its version's snapshot; the
+/// difference as a warning with `force`; an error without it.
+fn drift_refusal(
+    project: &Project,
+    db: &crate::db::database::Database,
+    version: &Version,
+    actual: &str,
+    force: bool,
+) -> Result<Option<String>> {
+    // The materialized views' population is not schema (docs/snapshots.md).
+    let expected = snapshot::sections::for_drift(&upgrade::expected_schema(project, version)?);
+    let actual = snapshot::sections::for_drift(actual);
+    if expected == actual {
+        return Ok(None);
+    }
+    let diff = upgrade::schema_diff(&expected, &actual, 20).join("\n  ");
+    let what = format!(
+        "the schema of database {} differs from the snapshot of its version {version} (.hop/model/schema-{version}.sql at {}):\n  {diff}",
+        db.name(),
+        version.tag_name()
+    );
+    if !force {
+        return Err(Error::new(what).hint(
+            "someone changed the production schema by hand: bring it back to the snapshot, or pass --force to upgrade anyway; nothing was changed",
+        ));
+    }
+    Ok(Some(what))
 }
 
 /// The pause before try `attempt + 1` of a run that did not get its lock:
