@@ -24,11 +24,15 @@ pub fn parse_from<T: CommandFactory + FromArgMatches>(
 
 /// Prints the error, if any, and gives the exit code.
 pub fn finish(result: Result<()>) -> ExitCode {
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{}", e.render());
             ExitCode::from(e.exit_code())
         }
-    }
+    };
+    // What the command left running (dropping a database it no longer
+    // needs) ends before the process does.
+    crate::background::wait();
+    code
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL projects. Both binaries (`git-hop-patch`, `git-hop-release`)
 //! are thin shells over this library.
 
+pub mod background;
 pub mod backup;
 pub mod cli;
 pub mod codegen;

@@ -86,8 +86,18 @@ pub(crate) fn drop_stale_via(client: &mut postgres::Client) {
 }
 
 impl Drop for TempDatabase {
+    /// Dropped by the server while the command goes on (it publishes, or
+    /// reports), and before the process exits ([`crate::background`]).
     fn drop(&mut self) {
-        let _ = self.db.drop_database();
+        let db = Database {
+            source: self.db.source,
+            params: self.db.params.clone(),
+            cluster: self.db.cluster.clone(),
+            note: None,
+        };
+        crate::background::spawn(move || {
+            let _ = db.drop_database();
+        });
     }
 }
 

@@ -284,10 +284,12 @@ pub fn create_from_template(
         // replayed into both, one copy fewer on the way. (The working
         // database is made only from a ready template, so that a staged
         // patch failing while its template is built leaves it as it was.)
-        return parallel(
+        let run = parallel(
             &mut c, target, cache, root, production, release, checked, have, head, &keys, &source,
-            extra_env, out,
+            extra_env, out, &mut made,
         );
+        evict_later(c, cache, made);
+        return run;
     }
     if have < head {
         let started = std::time::Instant::now();
@@ -349,8 +351,9 @@ pub fn create_from_template(
             n => format!(" and {n} staged patch(es)"),
         }
     );
-    evict(&mut c, cache, &made);
-    run_rest(target, release, checked, head, root, extra_env, out).map(Ok)
+    let run = run_rest(target, release, checked, head, root, extra_env, out).map(Ok);
+    evict_later(c, cache, made);
+    run
 }
 
 /// Runs `checked[from..]` on `target` (the current patch, and in
@@ -402,6 +405,7 @@ fn parallel(
     source: &str,
     extra_env: &[(String, String)],
     out: &mut dyn Write,
+    made: &mut Vec<String>,
 ) -> Result<std::result::Result<RunReport, Fallback>> {
     let started = std::time::Instant::now();
     let mut c2 = match target.connect_maintenance() {
@@ -476,7 +480,7 @@ fn parallel(
                 tpl.name(),
                 started.elapsed().as_millis()
             );
-            evict(c, cache, &[tpl.name().to_string()]);
+            made.push(tpl.name().to_string());
         }
         _ => {
             let _ = tpl.drop_via(c);
@@ -541,6 +545,13 @@ fn mark(c: &mut postgres::Client, name: &str, key: &str, cache: &Cache) -> Resul
         quote_literal(&comment(key, &cache.clone_id))
     ))
     .map_err(|e| crate::db::database::sql_error("cannot mark the template", e))
+}
+
+/// [`evict`] on `c`, while the command goes on (code generation, tests):
+/// the server drops the databases ([`crate::background`]).
+fn evict_later(mut c: postgres::Client, cache: &Cache, keep: Vec<String>) {
+    let cache = cache.clone();
+    crate::background::spawn(move || evict(&mut c, &cache, &keep));
 }
 
 /// Keeps this clone's `limit` most recently used templates (never one just

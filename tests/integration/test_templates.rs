@@ -611,3 +611,52 @@ fn a_staged_patch_failing_while_its_template_is_built_leaves_no_template() {
         "a temporary database was left"
     );
 }
+
+/// The name X of the first line "…copied from template X (…" of `stdout`.
+fn copied_from(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.split("copied from template ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no copy in:\n{stdout}"))
+        .to_string()
+}
+
+/// Templates beyond hop.templateCache are dropped while the command goes
+/// on, and before it exits: the one just used (apply) or made (merge) stays.
+#[test]
+fn templates_beyond_the_cache_bound_are_gone_when_the_command_ends() {
+    let p = release_with_a_staged_head();
+    let (env, dir) = (&p.env, p.name.as_str());
+    // The snapshot's, 1-a's and the head's (1-a, 2-b).
+    assert_eq!(template_databases(&p, dir).len(), 3);
+    env.git(dir, &["config", "hop.templateCache", "1"]).ok();
+    let r = env.patch(dir, &["apply"]);
+    r.ok();
+    let used = copied_from(&r.stdout);
+    assert_eq!(template_databases(&p, dir), vec![used.clone()]);
+    // A merge makes the next head's template: it alone is kept.
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "3-c"]).ok();
+    let r = env.patch(dir, &["merge"]);
+    r.ok().stdout_has("made once");
+    let made = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("template "))
+        .and_then(|l| l.split(':').next())
+        .unwrap()
+        .to_string();
+    assert_ne!(made, used);
+    assert_eq!(template_databases(&p, dir), vec![made.clone()]);
+    assert_eq!(listed_templates(&p, dir), vec![made]);
+    // And the validation's database went with the merge.
+    let left = pg::server().psql(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE starts_with(datname, '{}_hop_validate_')",
+            p.db
+        ),
+    );
+    assert_eq!(left, "0");
+}
