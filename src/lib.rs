@@ -24,6 +24,7 @@ pub mod project;
 pub mod rebuild;
 pub mod release;
 pub mod release_file;
+pub mod seed;
 pub mod settings;
 pub mod snapshot;
 pub mod sql_lexer;

@@ -62,6 +62,29 @@ impl Step {
 /// other than `*.sql`, `*.py` and `README.md`, with an error naming it.
 /// Nothing is opened before every entry passed.
 pub fn steps(patch_dir: &Path) -> Result<Vec<Step>> {
+    steps_in(patch_dir, Folder::Patch)
+}
+
+/// Which kind of folder a step list is read from, for the messages: a patch
+/// folder, or the seed folder (docs/patches.md, "Seed data"), which follows
+/// the same rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Folder {
+    Patch,
+    Seed,
+}
+
+impl Folder {
+    fn label(self) -> &'static str {
+        match self {
+            Folder::Patch => "patch folder",
+            Folder::Seed => "seed folder",
+        }
+    }
+}
+
+fn steps_in(patch_dir: &Path, folder: Folder) -> Result<Vec<Step>> {
+    let label = folder.label();
     let dir = std::path::absolute(patch_dir)
         .map_err(|e| Error::io("cannot read the patch folder", patch_dir, e))?;
     let entries =
@@ -74,7 +97,7 @@ pub fn steps(patch_dir: &Path) -> Result<Vec<Step>> {
         let path = entry.path();
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             return Err(Error::new(format!(
-                "unexpected file {} in patch folder {}: its name is not valid UTF-8",
+                "unexpected file {} in {label} {}: its name is not valid UTF-8",
                 path.display(),
                 dir.display()
             ))
@@ -94,7 +117,7 @@ pub fn steps(patch_dir: &Path) -> Result<Vec<Step>> {
         };
         if let Some(what) = what {
             return Err(Error::new(format!(
-                "unexpected {name} in patch folder {}: {what}; a patch folder holds regular files only (*.sql, *.py, README.md)",
+                "unexpected {name} in {label} {}: {what}; a {label} holds regular files only (*.sql, *.py, README.md)",
                 dir.display()
             ))
             .hint(format!(
@@ -104,7 +127,7 @@ pub fn steps(patch_dir: &Path) -> Result<Vec<Step>> {
         }
         if name.chars().any(char::is_control) {
             return Err(Error::new(format!(
-                "unexpected file {:?} in patch folder {}: its name holds control characters",
+                "unexpected file {:?} in {label} {}: its name holds control characters",
                 name,
                 dir.display()
             ))
@@ -131,7 +154,7 @@ pub fn steps(patch_dir: &Path) -> Result<Vec<Step>> {
             });
         } else {
             return Err(Error::new(format!(
-                "unexpected file {name} in patch folder {}: a patch holds only *.sql, *.py and README.md",
+                "unexpected file {name} in {label} {}: a {label} holds only *.sql, *.py and README.md",
                 dir.display()
             ))
             .hint(format!(
@@ -272,7 +295,12 @@ impl SessionUse {
 /// Reads patch folder `dir` and checks every file (see [`steps`] and
 /// [`scan`]); errors show paths relative to `shown_root`.
 pub fn check(dir: &Path, shown_root: &Path) -> Result<PatchDir> {
-    let steps = steps(dir)?;
+    check_in(dir, shown_root, Folder::Patch)
+}
+
+/// [`check`] of a folder of the given kind.
+pub fn check_in(dir: &Path, shown_root: &Path, folder: Folder) -> Result<PatchDir> {
+    let steps = steps_in(dir, folder)?;
     let mut session = SessionUse::default();
     for step in &steps {
         if let StepKind::Sql { no_transaction } = step.kind {

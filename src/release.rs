@@ -361,9 +361,10 @@ pub fn build_production(
     let file = PatchesFile::load(&toml)?;
     let patches = file.staged();
 
-    let temp = validation::validate_tree_keep(project, working, &wt, target, &file, false)?;
-    let texts = snapshot::dump(&temp.db)?;
+    let (temp, texts) =
+        validation::validate_tree_keep(project, working, &wt, target, &file, false, true)?;
     drop(temp);
+    let texts = texts.ok_or_else(|| Error::new("the validation dumped no model snapshot"))?;
     // The snapshot must build what it was dumped from (docs/snapshots.md).
     println!("proving the model snapshot {target}: load, dump, compare");
     snapshot::proof::prove(working, &texts, target)

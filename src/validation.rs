@@ -199,15 +199,15 @@ pub fn validate_staged(
     version: &Version,
 ) -> Result<()> {
     check_integrity(project, wt, release_commit, id, file, version)?;
-    let temp = validate_tree_keep(project, working, wt, version, file, true)?;
     let dir = wt.path.join("Patches").join(id.as_str());
-    if touches_snapshot_loading(&dir) {
+    let prove = touches_snapshot_loading(&dir);
+    let (temp, texts) = validate_tree_keep(project, working, wt, version, file, true, prove)?;
+    if let Some(texts) = texts {
         // The cheap form of promote's proof (docs/snapshots.md), so that a
         // snapshot that would not reload shows up on the patch that causes it.
         println!(
             "patch {id} creates triggers, materialized views or generated columns: proving that the release's snapshot reloads"
         );
-        let texts = crate::snapshot::dump(&temp.db)?;
         drop(temp);
         crate::snapshot::proof::prove(working, &texts, version)
             .map_err(|e| e.context(format!("{id} was not merged")))?;
@@ -348,12 +348,14 @@ pub fn validate_tree(
     version: &Version,
     file: &PatchesFile,
 ) -> Result<()> {
-    validate_tree_keep(project, working, wt, version, file, false).map(|_| ())
+    validate_tree_keep(project, working, wt, version, file, false, false).map(|_| ())
 }
 
-/// [`validate_tree`], handing the validation database to the caller (a
-/// promotion dumps the model snapshot from it); it is dropped with the
-/// returned value, and on failure before returning.
+/// [`validate_tree`], handing the validation database to the caller, and
+/// with `dump_snapshot` the model snapshot dumped from it once the code is
+/// generated, before the seed data and the tests (a promotion writes it);
+/// the database is dropped with the returned value, and on failure before
+/// returning.
 pub fn validate_tree_keep(
     project: &Project,
     working: &Database,
@@ -361,7 +363,8 @@ pub fn validate_tree_keep(
     version: &Version,
     file: &PatchesFile,
     templates: bool,
-) -> Result<TempDatabase> {
+    dump_snapshot: bool,
+) -> Result<(TempDatabase, Option<crate::snapshot::Texts>)> {
     let order = rebuild::patch_order(file, None)?;
     let temp = TempDatabase::new(working, "validate");
     println!(
@@ -380,6 +383,7 @@ pub fn validate_tree_keep(
     // The validated tree's settings (its tests command, its code generation),
     // not those of the branch the user is on.
     let config = ProjectConfig::load(&wt.path)?;
+    let seed = crate::seed::Seed::of(&wt.path)?;
     let env = crate::generate::environment(conf.path(), &wt.path, &config, &temp.db)?;
     let mut out = std::io::stdout();
     // merge and pre-push start from templates (the whole order is staged:
@@ -422,8 +426,18 @@ pub fn validate_tree_keep(
             .hint("run git hop-patch apply and commit"));
         }
     }
+    // A promotion's model snapshot is dumped before the seed data goes in
+    // (and before the tests write anything).
+    let snapshot = if dump_snapshot {
+        Some(crate::snapshot::dump(&temp.db)?)
+    } else {
+        None
+    };
+    if let Some(seed) = &seed {
+        seed.run(&temp.db, version, env.clone(), &mut out)?;
+    }
     run_tests(project, &wt.path, env)?;
-    Ok(temp)
+    Ok((temp, snapshot))
 }
 
 /// Runs `[tests] command` (of `root`'s `.hop/config`, else the project's)

@@ -146,9 +146,34 @@ pub fn check(patches: &[PatchToRun], root: &Path) -> Result<Checked> {
             steps: checked.steps,
             sha256: checked.sha256,
             session: checked.session,
+            record: true,
         });
     }
     Ok(Checked { planned })
+}
+
+/// Reads and checks the seed folder `dir` with a patch folder's rules
+/// (docs/patches.md), to run its files in name order, `*.sql` and `*.py`
+/// alike: each file one step of its own (a SQL file in a guarded
+/// transaction), recording nothing in `half_orm_meta`.
+pub fn check_seed(dir: &Path, root: &Path) -> Result<Checked> {
+    let root = std::path::absolute(root)
+        .map_err(|e| Error::io("cannot resolve the work tree", root, e))?;
+    let checked = patch_dir::check_in(dir, &root, patch_dir::Folder::Seed)?;
+    let mut steps = checked.steps;
+    steps.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    Ok(Checked {
+        planned: steps
+            .into_iter()
+            .map(|step| Planned {
+                id: "seed".into(),
+                steps: vec![step],
+                sha256: String::new(),
+                session: checked.session,
+                record: false,
+            })
+            .collect(),
+    })
 }
 
 /// [`run_patches`] of patches already checked.
@@ -215,6 +240,20 @@ struct Planned {
     steps: Vec<Step>,
     sha256: String,
     session: patch_dir::SessionUse,
+    /// A patch, recorded in `half_orm_meta.hop_patch`; `false` for the
+    /// development seed data (docs/patches.md), which leaves no row.
+    record: bool,
+}
+
+impl Planned {
+    /// How messages name it: "patch 1-x", or "seed data".
+    fn label(&self) -> String {
+        if self.record {
+            format!("patch {}", self.id)
+        } else {
+            "seed data".into()
+        }
+    }
 }
 
 /// A part of a run: a psql process with its driver, or one Python step.
@@ -361,9 +400,10 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
     let mut segments = Vec::new();
     let mut script = new_script(tag);
     let (pre, num) = release.pre_release_columns();
-    script.marker(Marker::Release);
-    script.push("BEGIN READ WRITE;".into(), Role::Release);
-    script.push(
+    if planned.iter().any(|p| p.record) {
+        script.marker(Marker::Release);
+        script.push("BEGIN READ WRITE;".into(), Role::Release);
+        script.push(
         format!(
             "INSERT INTO half_orm_meta.hop_release (version, major, minor, patch, pre_release, pre_release_num) \
              VALUES ({}, {}, {}, {}, {}, {}) ON CONFLICT (version) DO NOTHING;",
@@ -375,8 +415,9 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
             num.map(|n| n.to_string()).unwrap_or_else(|| "NULL".into())
         ),
         Role::Release,
-    );
-    script.push("COMMIT;".into(), Role::Release);
+        );
+        script.push("COMMIT;".into(), Role::Release);
+    }
     let settings = driver::Settings::default();
     for (p, patch) in planned.iter().enumerate() {
         script.marker(Marker::Begin(p));
@@ -446,16 +487,16 @@ fn plan_segments(release: &Version, planned: &[Planned], tag: &str) -> Result<Ve
         script.marker(Marker::Meta(p));
         // git-hop's own row, whatever role or setting the patch left set,
         // and the commit: one round trip.
+        let row = patch.record.then(|| {
+            format!(
+                "INSERT INTO half_orm_meta.hop_patch (patch_id, release, sha256) VALUES ({}, {}, {})",
+                quote_literal(&patch.id),
+                quote_literal(&release.to_string()),
+                quote_literal(&patch.sha256)
+            )
+        });
         script.push(
-            driver::commit_with(
-                &[format!(
-                    "INSERT INTO half_orm_meta.hop_patch (patch_id, release, sha256) VALUES ({}, {}, {})",
-                    quote_literal(&patch.id),
-                    quote_literal(&release.to_string()),
-                    quote_literal(&patch.sha256)
-                )],
-                patch.session,
-            ),
+            driver::commit_with(row.as_slice(), patch.session),
             Role::Meta(p),
         );
         script.marker(Marker::End(p));
@@ -610,21 +651,21 @@ impl Tracker<'_> {
                 // Paths of the work tree in the message, as the user sees them.
                 let detail = detail.replace(&root_prefix, "");
                 let mut err = Error::new(format!(
-                    "patch {} failed: {detail}",
-                    self.planned[p].id
+                    "{} failed: {detail}",
+                    self.planned[p].label()
                 ))
                 .hint(HINT_APPLY);
                 if let Some(Marker::Step(p, s)) = self.last {
                     let step = &self.planned[p].steps[s];
                     let file = self.shown(&step.path);
                     if found.as_ref().is_none_or(|e| e.location.is_none()) {
-                        err.message = format!("patch {} failed: {file}: {detail}", self.planned[p].id);
+                        err.message = format!("{} failed: {file}: {detail}", self.planned[p].label());
                     }
                     let mut hint = format!("fix {file} and run git hop-patch apply again");
                     if s > 0 && self.planned[p].steps[..=s].iter().any(Step::outside_transaction) {
                         hint.push_str(&format!(
                             " (steps of {} before {} ran outside its transaction and stay applied)",
-                            self.planned[p].id, step.name
+                            self.planned[p].label(), step.name
                         ));
                     }
                     err = err.hint(hint);
@@ -634,8 +675,8 @@ impl Tracker<'_> {
             Some(Marker::Check(p, s)) => {
                 let file = self.shown(&self.planned[p].steps[s].path);
                 Error::new(format!(
-                    "patch {} ended git-hop's transaction or changed its session in {file} or a file before it (a COMMIT, ROLLBACK or reconnection built at run time?): {detail}",
-                    self.planned[p].id
+                    "{} ended git-hop's transaction or changed its session in {file} or a file before it (a COMMIT, ROLLBACK or reconnection built at run time?): {detail}",
+                    self.planned[p].label()
                 ))
                 .hint("a patch must not control its transaction or session: remove that from the file and run git hop-patch apply again")
             }
@@ -688,8 +729,8 @@ fn run_python(
     env.extend(extra_env.iter().cloned());
     let out = driver::run_python(Path::new(&file), root, env).map_err(|e| {
         Error::new(format!(
-            "patch {} failed: cannot run python3 for {file}: {e}",
-            patch.id
+            "{} failed: cannot run python3 for {file}: {e}",
+            patch.label()
         ))
         .hint("install Python 3 so that python3 is on PATH")
     })?;
@@ -715,12 +756,12 @@ fn run_python(
     if s > 0 {
         hint.push_str(&format!(
             " (the steps of {} before it stay applied: Python steps run outside the patch's transaction)",
-            patch.id
+            patch.label()
         ));
     }
     Err(Error::new(format!(
-        "patch {} failed: {file}: python3 {}{last}",
-        patch.id,
+        "{} failed: {file}: python3 {}{last}",
+        patch.label(),
         describe_status(&out.status)
     ))
     .hint(hint))

@@ -14,6 +14,7 @@ mod test_patch_flow;
 mod test_patch_rules;
 mod test_production;
 mod test_release;
+mod test_seed;
 mod test_shared_server;
 mod test_snapshots;
 mod test_templates;

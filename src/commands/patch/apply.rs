@@ -1,5 +1,6 @@
 //! `git hop-patch apply`: rebuilds the working database with the release's
-//! staged patches and this one, in TOML order, then regenerates code.
+//! staged patches and this one, in TOML order, then regenerates code and
+//! loads the development seed data (docs/patches.md).
 
 use crate::commands::db_args::DbArgs;
 use crate::error::Result;
@@ -10,7 +11,8 @@ use crate::rebuild;
 /// Rebuild the working database with this patch and regenerate code
 ///
 /// Rebuild the working database: production snapshot, then the release's
-/// staged patches and this patch in TOML order; then regenerate code.
+/// staged patches and this patch in TOML order; then regenerate code and
+/// load the seed data of .hop/seed/.
 /// The work tree may hold uncommitted changes.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -24,6 +26,8 @@ pub fn run(args: Args) -> Result<()> {
     let id = preconditions::on_patch_branch(&project, "git hop-patch apply")?;
     let (version, file) = preconditions::release_of_patch(&project, &id)?;
     let order = rebuild::patch_order(&file, Some(&id))?;
+    // Checked before the database is touched, like the patches.
+    let seed = crate::seed::Seed::of(&project.root)?;
     let db = project.database(&args.db.options(None))?;
     println!(
         "rebuilding {} for release {version}: {}",
@@ -41,9 +45,20 @@ pub fn run(args: Args) -> Result<()> {
         },
         None => rebuild::Start::Replay,
     };
-    let report = rebuild::rebuild(&db, &project.root, &version, &order, start, env, &mut out)?;
+    let report = rebuild::rebuild(
+        &db,
+        &project.root,
+        &version,
+        &order,
+        start,
+        env.clone(),
+        &mut out,
+    )?;
     let generated = crate::generate::regenerate(&project.root, &project.config, &db)?;
     println!("{}", crate::generate::summary(&generated));
+    if let Some(seed) = &seed {
+        seed.run(&db, &version, env, &mut out)?;
+    }
     println!(
         "half_orm config for this database: export HALFORM_CONF_DIR={}",
         conf_dir.display()

@@ -112,6 +112,13 @@ fn clone(args: &Args, cwd: &Path, dir: &Path, existed: bool, undo: &mut Undo) ->
     }
     let project = Project::discover(dir)?;
     let version = snapshot::current_version(&project.root)?;
+    // Development seed data (docs/patches.md), checked before the database
+    // is touched; a production clone never loads it.
+    let seed = if args.production {
+        None
+    } else {
+        crate::seed::Seed::of(&project.root)?
+    };
     let db = Database::resolve(
         &args.db.options(None),
         &project.repo.common_dir(),
@@ -182,6 +189,11 @@ fn clone(args: &Args, cwd: &Path, dir: &Path, existed: bool, undo: &mut Undo) ->
         }
         None => crate::generate::regenerate(&project.root, &project.config, &db)?,
     };
+    if let Some(seed) = &seed {
+        let conf_dir = crate::generate::working_config_dir(&project.state_dir());
+        let env = crate::generate::environment(&conf_dir, &project.root, &project.config, &db)?;
+        seed.run(&db, &version, env, &mut std::io::stdout())?;
+    }
     crate::hooks::install(g)?;
     crate::generate::write_working_config(&project, &db)?;
     let role = if args.production {

@@ -86,6 +86,27 @@ fn development(project: &Project, args: &Args, v: &Version) -> Result<()> {
         })?;
         crate::release_file::write_atomic(path, &bytes)?;
     }
+    // The seed data as the tag has it, which fits its schema (docs/patches.md).
+    let listed = project.git.run(&[
+        "ls-tree",
+        "-r",
+        "--name-only",
+        "-z",
+        &commit,
+        "--",
+        crate::seed::DIR,
+    ])?;
+    for rel in listed.split('\0').filter(|r| !r.is_empty()) {
+        if let Some(bytes) = project.repo.file_at(&commit, rel) {
+            let path = tmp.path().join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| Error::io("cannot create", parent, e))?;
+            }
+            crate::release_file::write_atomic(&path, &bytes)?;
+        }
+    }
+    let seed = crate::seed::Seed::of(tmp.path())?;
     let db = project.database(&args.db.options(None))?;
     db.ensure_server()?;
     if db.exists()? {
@@ -95,7 +116,11 @@ fn development(project: &Project, args: &Args, v: &Version) -> Result<()> {
     snapshot::load(&db.params, tmp.path(), v)?;
     let mut client = db.connect()?;
     meta::set_commit(&mut client, v, &commit)?;
-    crate::generate::write_working_config(project, &db)?;
+    let conf_dir = crate::generate::write_working_config(project, &db)?;
+    if let Some(seed) = &seed {
+        let env = crate::generate::environment(&conf_dir, &project.root, &project.config, &db)?;
+        seed.run(&db, v, env, &mut std::io::stdout())?;
+    }
     println!(
         "rebuilt {} at production version {v} from the model snapshot at {tag}\n\ncode was not regenerated (the work tree is on {}):\n  git hop-release generate   regenerates it from this database\n  git hop-patch apply        rebuilds the database for your patch again",
         db.describe(),
