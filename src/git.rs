@@ -232,6 +232,78 @@ impl Git {
         }))
     }
 
+    /// A commit on top of `parent` whose tree is `parent`'s with `paths` as
+    /// commit `from` has them (modes kept; a path `from` lacks is removed),
+    /// made through a temporary index: neither the work tree, the index nor
+    /// any ref is touched.
+    pub fn overlay_commit(
+        &self,
+        parent: &str,
+        from: &str,
+        paths: &[String],
+        message: &str,
+    ) -> Result<String> {
+        let tmp = tempfile::Builder::new()
+            .prefix("hop-index")
+            .tempdir()
+            .map_err(|e| Error::new(format!("cannot create a temporary folder: {e}")))?;
+        let index = tmp.path().join("index").display().to_string();
+        let env = [("GIT_INDEX_FILE", index.as_str())];
+        self.run_env(&["read-tree", parent], &env)?;
+        let mut args = vec!["ls-tree", "-r", "-z", "--full-tree", from, "--"];
+        args.extend(paths.iter().map(String::as_str));
+        let listed = self.output(&args, &[("GIT_LITERAL_PATHSPECS", "1")])?;
+        if !listed.ok {
+            return Err(Error::new(format!(
+                "git ls-tree {from} failed: {}",
+                first_lines(&listed.stderr, "")
+            )));
+        }
+        let mut info = String::new();
+        let mut kept = std::collections::BTreeSet::new();
+        for entry in listed.stdout.split('\0').filter(|e| !e.is_empty()) {
+            // "<mode> <type> <id>\t<path>"
+            if let Some((meta, path)) = entry.split_once('\t') {
+                let mut m = meta.split(' ');
+                let (mode, _, id) = (m.next(), m.next(), m.next());
+                if let (Some(mode), Some(id)) = (mode, id) {
+                    info.push_str(&format!("{mode} {id}\t{path}\0"));
+                    kept.insert(path.to_string());
+                }
+            }
+        }
+        for path in paths.iter().filter(|p| !kept.contains(*p)) {
+            info.push_str(&format!("0 {}\t{path}\0", "0".repeat(40)));
+        }
+        self.run_stdin(
+            &["update-index", "-z", "--index-info"],
+            info.as_bytes(),
+            &env,
+        )?;
+        let tree = self.run_env(&["write-tree"], &env)?;
+        self.run_stdin(
+            &["commit-tree", &tree, "-p", parent, "-F", "-"],
+            message.as_bytes(),
+            &[],
+        )
+    }
+
+    /// The paths that differ between two commits (no rename detection).
+    pub fn changed_paths(&self, from: &str, to: &str) -> Result<Vec<String>> {
+        let out = self.run(&["diff", "--name-only", "-z", "--no-renames", from, to])?;
+        Ok(out
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The best common ancestor of two commits, `None` for unrelated ones.
+    pub fn merge_base(&self, a: &str, b: &str) -> Result<Option<String>> {
+        let out = self.output(&["merge-base", a, b], &[])?;
+        Ok(out.ok.then(|| out.stdout.trim().to_string()))
+    }
+
     /// Whether `ancestor` is an ancestor of (or equal to) `of`.
     pub fn is_ancestor(&self, ancestor: &str, of: &str) -> Result<bool> {
         if let (Some(a), Some(b)) = (self.gix_commit(ancestor), self.gix_commit(of)) {

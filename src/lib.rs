@@ -21,6 +21,7 @@ pub mod patch_dir;
 pub mod patch_id;
 pub mod preconditions;
 pub mod project;
+pub mod publish;
 pub mod rebuild;
 pub mod release;
 pub mod release_file;

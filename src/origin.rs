@@ -40,6 +40,10 @@ impl RefUpdate {
             expect: Some(expect.into()),
         }
     }
+    /// Moves branch `branch` (a short name) from `expect` to `new`.
+    pub fn branch(branch: &str, new: &str, expect: &str) -> RefUpdate {
+        RefUpdate::update(format!("refs/heads/{branch}"), new, expect)
+    }
     pub fn delete(name: impl Into<String>, expect: &str) -> RefUpdate {
         RefUpdate {
             name: name.into(),

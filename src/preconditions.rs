@@ -74,7 +74,9 @@ pub fn release_of_patch(
         Error::new(format!(
             "Patch not found in candidates file: no release in preparation lists {id}"
         ))
-        .hint("git hop-patch sync brings the release file up to date")
+        .hint(format!(
+            "a detached patch goes back with git hop-patch attach {id} (on a release branch); otherwise git hop-patch sync brings the release file up to date"
+        ))
     })
 }
 

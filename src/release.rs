@@ -223,7 +223,7 @@ pub fn select_for_promotion<'a>(
             other.version
         ))
         .hint(format!(
-            "promote {v} first (git switch {} && git hop-release promote …), or remove release {v}",
+            "promote {v} first (git switch {} && git hop-release promote …), or close it if it has no staged patch: git hop-release abandon {v}",
             first.branch
         )));
     }
@@ -240,7 +240,7 @@ pub fn select_for_promotion<'a>(
             "cannot promote {v} to {what}: candidates not merged yet: {}",
             candidates.join(", ")
         ))
-        .hint("merge them (git switch ho-patch/<id> && git hop-patch merge) or remove them from the release first"));
+        .hint("merge them (git switch ho-patch/<id> && git hop-patch merge), or take them out of the release: git hop-patch detach <id>"));
     }
     if first.file.staged().is_empty() {
         let later: Vec<String> = normal[1..]
@@ -259,7 +259,11 @@ pub fn select_for_promotion<'a>(
         return Err(Error::new(format!(
             "release {v} has no staged patch: nothing to promote{blocks}"
         ))
-        .hint("git hop-patch create <id>, then git hop-patch merge"));
+        .hint(if later.is_empty() {
+            "git hop-patch create <id>, then git hop-patch merge".to_string()
+        } else {
+            format!("stage a patch in it (git hop-patch create <id>, then git hop-patch merge), or close it: git hop-release abandon {v}")
+        }));
     }
     check_contains_production(project, land, first)?;
     check_local_branch(project, first)?;

@@ -59,6 +59,11 @@ pub fn patches_path(root: &Path, v: &Version) -> PathBuf {
     releases_dir(root).join(format!("{}{PATCHES_SUFFIX}", v.base()))
 }
 
+/// [`patches_path`] relative to the work tree root, as git names it.
+pub fn patches_rel(v: &Version) -> String {
+    format!("{RELEASES_DIR}/{}{PATCHES_SUFFIX}", v.base())
+}
+
 /// `<root>/.hop/releases/<version>.txt`: `0.1.0-rc1.txt`, `0.1.0.txt`,
 /// `0.1.0-hotfix1.txt`.
 pub fn snapshot_path(root: &Path, v: &Version) -> PathBuf {

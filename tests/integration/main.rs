@@ -8,6 +8,7 @@ mod test_embedded;
 mod test_env;
 mod test_errors;
 mod test_hooks;
+mod test_housekeeping;
 mod test_init_clone;
 mod test_man;
 mod test_patch_flow;

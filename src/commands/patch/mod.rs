@@ -5,7 +5,9 @@ use clap::{Parser, Subcommand};
 use crate::error::Result;
 
 pub mod apply;
+pub mod attach;
 pub mod create;
+pub mod detach;
 pub mod merge;
 pub mod status;
 pub mod sync;
@@ -31,6 +33,8 @@ pub enum Command {
     Apply(apply::Args),
     Merge(merge::Args),
     Sync(sync::Args),
+    Detach(detach::Args),
+    Attach(attach::Args),
     Status(status::Args),
     #[command(hide = true)]
     Completions(crate::commands::release::completions::Args),
@@ -42,6 +46,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Apply(a) => apply::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Sync(a) => sync::run(a),
+        Command::Detach(a) => detach::run(a),
+        Command::Attach(a) => attach::run(a),
         Command::Status(a) => status::run(a),
         Command::Completions(a) => {
             crate::commands::release::completions::run::<Cli>(a, "hop-patch")

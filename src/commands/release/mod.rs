@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Result;
 
+pub mod abandon;
 pub mod clone;
 pub mod completions;
 pub mod db;
@@ -44,6 +45,7 @@ pub enum Command {
     New(new::Args),
     Promote(promote::Args),
     Hotfix(hotfix::Args),
+    Abandon(abandon::Args),
     Sync(sync::Args),
     Update(update::Args),
     Upgrade(upgrade::Args),
@@ -66,6 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::New(a) => new::run(a),
         Command::Promote(a) => promote::run(a),
         Command::Hotfix(a) => hotfix::run(a),
+        Command::Abandon(a) => abandon::run(a),
         Command::Sync(a) => sync::run(a),
         Command::Update(a) => update::run(a),
         Command::Upgrade(a) => upgrade::run(a),

@@ -48,10 +48,13 @@ pub fn run(args: Args) -> Result<()> {
     let branch = format!("{RELEASE_PREFIX}{next}");
 
     // Already in preparation anywhere?
+    // With an origin, its reservation decides (an abandoned release's
+    // reservation is gone there, while this clone may still hold a copy).
     let taken_locally = git.rev_parse(&format!("refs/heads/{branch}"))?.is_some()
-        || git
-            .rev_parse(&release_reservation(&next.to_string()))?
-            .is_some()
+        || (origin.is_none()
+            && git
+                .rev_parse(&release_reservation(&next.to_string()))?
+                .is_some())
         || git
             .rev_parse(&format!("refs/tags/{}", next.tag_name()))?
             .is_some();

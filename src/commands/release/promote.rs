@@ -278,7 +278,7 @@ fn hotfix(args: HotfixArgs) -> Result<()> {
             "cannot promote the hotfix {v}: candidates not merged yet: {}",
             candidates.join(", ")
         ))
-        .hint("merge them (git switch ho-patch/<id> && git hop-patch merge) or remove them from the release first"));
+        .hint("merge them (git switch ho-patch/<id> && git hop-patch merge), or take them out of the release: git hop-patch detach <id>"));
     }
     if r.file.staged().is_empty() {
         return Err(Error::new(format!(
