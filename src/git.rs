@@ -304,6 +304,85 @@ impl Git {
         Ok(out.ok.then(|| out.stdout.trim().to_string()))
     }
 
+    /// Local ref updates in one `git update-ref --stdin` transaction: all or
+    /// none. Each is `(ref, new, old)`: `new` `None` deletes the ref, `old`
+    /// `Some` makes the update a compare-and-swap on the local value (the
+    /// empty string: the ref must not exist).
+    pub fn update_refs(&self, updates: &[(&str, Option<&str>, Option<&str>)]) -> Result<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut script = String::from("start\n");
+        for (name, new, old) in updates {
+            let old = old.map(|o| {
+                if o.is_empty() {
+                    "0".repeat(40)
+                } else {
+                    o.to_string()
+                }
+            });
+            match (new, old) {
+                (Some(new), Some(old)) => script.push_str(&format!("update {name} {new} {old}\n")),
+                (Some(new), None) => script.push_str(&format!("update {name} {new}\n")),
+                (None, Some(old)) => script.push_str(&format!("delete {name} {old}\n")),
+                (None, None) => script.push_str(&format!("delete {name}\n")),
+            }
+        }
+        script.push_str("commit\n");
+        self.run_stdin(&["update-ref", "--stdin"], script.as_bytes(), &[])
+            .map(|_| ())
+    }
+
+    /// `git switch BRANCH`.
+    pub fn switch(&self, branch: &str) -> Result<()> {
+        self.run(&["switch", "-q", branch]).map(|_| ())
+    }
+
+    /// Creates `branch` at `start` and switches to it; with `upstream` (a
+    /// remote's name), the branch tracks the remote's branch of the same
+    /// name, set in the same process when the remote-tracking ref is there.
+    pub fn switch_new(&self, branch: &str, start: &str, upstream: Option<&str>) -> Result<()> {
+        if let Some(remote) = upstream {
+            let tracking = format!("{remote}/{branch}");
+            if self
+                .rev_parse(&format!("refs/remotes/{tracking}"))?
+                .as_deref()
+                == Some(start)
+            {
+                return self
+                    .run(&["switch", "-q", "-c", branch, "--track", &tracking])
+                    .map(|_| ());
+            }
+            self.run(&["switch", "-q", "-c", branch, start])?;
+            return self.set_upstream(branch, remote);
+        }
+        self.run(&["switch", "-q", "-c", branch, start]).map(|_| ())
+    }
+
+    /// Makes local `branch` track `remote`'s branch of the same name (read
+    /// first in process: nothing runs when it does already).
+    pub fn set_upstream(&self, branch: &str, remote: &str) -> Result<()> {
+        let merge = format!("refs/heads/{branch}");
+        if self
+            .config_value(&format!("branch.{branch}.remote"))
+            .as_deref()
+            == Some(remote)
+            && self
+                .config_value(&format!("branch.{branch}.merge"))
+                .as_deref()
+                == Some(&merge)
+        {
+            return Ok(());
+        }
+        self.run(&[
+            "branch",
+            "-q",
+            &format!("--set-upstream-to={remote}/{branch}"),
+            branch,
+        ])
+        .map(|_| ())
+    }
+
     /// Whether `ancestor` is an ancestor of (or equal to) `of`.
     pub fn is_ancestor(&self, ancestor: &str, of: &str) -> Result<bool> {
         if let (Some(a), Some(b)) = (self.gix_commit(ancestor), self.gix_commit(of)) {

@@ -136,6 +136,10 @@ impl Origin {
         if out.ok {
             return Ok(());
         }
+        // No "To <url>" line: git never got to talk to origin.
+        if !out.stdout.lines().any(|l| l.starts_with("To ")) {
+            return Err(self.unreachable(Error::new(first_lines(&out.stderr, ""))));
+        }
         let rejected: Vec<String> = out
             .stdout
             .lines()

@@ -3,7 +3,7 @@
 
 use std::process::Stdio;
 
-use crate::support::{Project, pg};
+use crate::support::{Project, pg, write};
 
 #[test]
 fn new_release_and_patch_create_reserve_on_origin() {
@@ -279,4 +279,50 @@ fn a_reservation_unseen_by_this_clone_is_refused_by_the_push() {
         "local repository changed"
     );
     env.patch(dir, &["create", "8-y"]).ok();
+}
+
+/// `patch create` and `release new` push without fetching first: a clone
+/// that missed what another clone pushed is refused by origin's
+/// compare-and-swap (create: told it is behind, nothing changed) or, for
+/// `new`, fetches and decides again on origin's production.
+#[test]
+fn a_stale_clone_is_caught_by_the_push_without_a_fetch_first() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    let db_b = p.clone_as("b");
+    // Production moved on origin (another clone), unseen by b.
+    write(env, dir, "NOTES.md", "prod moved\n");
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "prod moved"]).ok();
+    env.git(dir, &["push", "-q", "--no-verify", "origin", "ho-prod"])
+        .ok();
+    let moved = env.git(dir, &["rev-parse", "HEAD"]).ok().out();
+    env.release("b", &["new", "minor"])
+        .ok()
+        .stdout_has("opened release 0.1.0");
+    env.git(
+        "b",
+        &["merge-base", "--is-ancestor", &moved, "ho-release/0.1.0"],
+    )
+    .ok();
+    // The release branch moved on origin (a patch created from a), unseen
+    // by b: refused, nothing changed but what b learnt of origin.
+    env.git(dir, &["fetch", "-q"]).ok();
+    env.git(dir, &["switch", "-q", "ho-release/0.1.0"]).ok();
+    env.patch(dir, &["create", "1-x"]).ok();
+    let strip = |s: String| {
+        s.lines()
+            .filter(|l| !l.starts_with("refs/remotes/"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let before = strip(p.local_state("b"));
+    env.patch("b", &["create", "2-y"])
+        .fails(1)
+        .stderr_has("ho-release/0.1.0 is behind origin");
+    assert_eq!(strip(p.local_state("b")), before);
+    assert!(!p.origin_refs().contains("ho-patch/2-y"));
+    env.git("b", &["pull", "-q", "--ff-only"]).ok();
+    env.patch("b", &["create", "2-y"]).ok();
+    pg::server().drop_db(&db_b);
 }

@@ -38,11 +38,10 @@ pub fn run(args: Args) -> Result<()> {
     preconditions::clean(&project)?;
     let git = &project.git;
     let release_branch = format!("{RELEASE_PREFIX}{version}");
+    // No fetch first: the push below is a compare-and-swap on the release
+    // branch as this clone has it, on the number and on the branch, so a
+    // stale clone is refused by origin itself, and told why afterwards.
     let origin = Origin::of(git)?;
-    if let Some(o) = &origin {
-        o.fetch()?;
-        preconditions::in_sync(&project, &release_branch)?;
-    }
     let base = git
         .rev_parse(&format!("refs/heads/{release_branch}"))?
         .ok_or_else(|| Error::new(format!("branch {release_branch} not found")))?;
@@ -80,8 +79,8 @@ pub fn run(args: Args) -> Result<()> {
             .hint(format!("git switch {branch}")));
     }
     // What this clone knows (its own reservations, origin's branches as
-    // just fetched); origin's other reservations are found by the push,
-    // whose compare-and-swap refuses a number taken meanwhile.
+    // last fetched); origin's other reservations and branches are found by
+    // the push, whose compare-and-swap refuses a number taken meanwhile.
     if let Some(commit) = git.rev_parse(&reservation)? {
         return Err(taken_error(git, id.number(), &commit));
     }
@@ -117,39 +116,37 @@ pub fn run(args: Args) -> Result<()> {
             RefUpdate::create(reservation.clone(), &commit),
         ])
     {
-        // Say who won when the number (or the branch) was taken.
+        // Say why: the number or the branch taken, or a release branch that
+        // is not origin's.
         let remote_branch = format!("refs/heads/{branch}");
-        if let Ok(taken) = o.ls_remote(&[&reservation, &remote_branch]) {
-            if let Some(winner) = taken.get(&reservation) {
+        let remote_release = format!("refs/heads/{release_branch}");
+        if let Ok(seen) = o.ls_remote(&[&reservation, &remote_branch, &remote_release]) {
+            if let Some(winner) = seen.get(&reservation) {
                 let _ = git.run(&["fetch", "-q", REMOTE, &reservation]);
                 return Err(taken_error(git, id.number(), winner).context("nothing was changed"));
             }
-            if taken.contains_key(&remote_branch) {
+            if seen.contains_key(&remote_branch) {
                 return Err(branch_on_origin(&branch).context("nothing was changed"));
+            }
+            if seen.get(&remote_release) != Some(&base) && o.fetch().is_ok() {
+                preconditions::in_sync(&project, &release_branch)
+                    .map_err(|e| e.context("nothing was changed"))?;
             }
         }
         return Err(e
             .context(format!("cannot create patch {id}"))
             .hint("nothing was changed locally; git fetch, then run the command again"));
     }
-    git.run(&["switch", "-q", "-c", &branch, &commit])?;
+    git.switch_new(&branch, &commit, origin.as_ref().map(|_| REMOTE))?;
     // Both local refs in one transaction.
-    git.run_stdin(
-        &["update-ref", "--stdin"],
-        format!(
-            "update refs/heads/{release_branch} {commit} {base}\nupdate {reservation} {commit}\n"
-        )
-        .as_bytes(),
-        &[],
-    )?;
-    if origin.is_some() {
-        git.run(&[
-            "branch",
-            "-q",
-            "--set-upstream-to",
-            &format!("{REMOTE}/{branch}"),
-        ])?;
-    }
+    git.update_refs(&[
+        (
+            &format!("refs/heads/{release_branch}"),
+            Some(&commit),
+            Some(&base),
+        ),
+        (&reservation, Some(&commit), None),
+    ])?;
     println!("created patch {id} as a candidate of release {version} on branch {branch}");
     if origin.is_some() {
         println!(

@@ -71,15 +71,7 @@ pub fn run(_args: Args) -> Result<()> {
                     .hint("another clone probably opened it at the same moment: git fetch && git hop-release status")
             })?;
     }
-    git.run(&["switch", "-q", "-c", &branch, &commit])?;
-    if land.origin.is_some() {
-        git.run(&[
-            "branch",
-            "-q",
-            "--set-upstream-to",
-            &format!("{REMOTE}/{branch}"),
-        ])?;
-    }
+    git.switch_new(&branch, &commit, land.origin.as_ref().map(|_| REMOTE))?;
     println!("opened a hotfix of production {production} on branch {branch} (from {tag})");
     if let Some(o) = &land.origin {
         println!("pushed {branch} to origin ({})", o.url);
