@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 /// Environment variable set on git-hop's own `git push`, so that the
 /// `pre-push` hook lets protected refs through.
 pub const INTERNAL_PUSH_ENV: &str = "GIT_HOP_INTERNAL_PUSH";
+/// Set on every git command git-hop runs, so that its hooks let git-hop's
+/// own work through (docs/hooks.md).
+pub const INTERNAL_ENV: &str = "GIT_HOP_INTERNAL";
 
 /// Runs the `git` binary in one directory; its reads of revisions
 /// ([`Git::rev_parse`], [`Git::head`], [`Git::is_ancestor`]) go through
@@ -79,6 +82,7 @@ impl Git {
             .dir(&self.dir)
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("LC_ALL", "C")
+            .env(INTERNAL_ENV, "1")
             .stdin_null()
             .stdout_capture()
             .stderr_capture()
@@ -117,6 +121,7 @@ impl Git {
             .dir(&self.dir)
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("LC_ALL", "C")
+            .env(INTERNAL_ENV, "1")
             .stdin_bytes(input.to_vec())
             .stdout_capture()
             .stderr_capture()

@@ -212,3 +212,208 @@ fn pre_push_of_a_patch_warns_about_uncommitted_files_and_validates_when_asked() 
         "left in .git/hop/tmp"
     );
 }
+
+/// git-hop's block comes first in each hook file and hands the rest of the
+/// file git's exact input: a user's hook that ends with `exit 0`, one that
+/// swallows stdin as git-lfs's does, and a hook manager's shim under
+/// `core.hooksPath` can no longer switch the checks off, and still get the
+/// ref lines. Install is idempotent; uninstall restores each byte.
+#[test]
+fn the_block_runs_first_and_the_users_hook_still_gets_gits_input() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.release(dir, &["hooks", "uninstall"]).ok();
+    let log = env.path("hook.log");
+    let manager = env.path("manager");
+    std::fs::create_dir_all(&manager).unwrap();
+    std::fs::write(
+        manager.join("run"),
+        format!(
+            "#!/bin/sh\necho \"manager $1\" >> '{}'\ncat >> '{}'\n",
+            log.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    let cases = [
+        (
+            "exit0",
+            None,
+            format!("#!/bin/sh\ncat >> '{}'\nexit 0\n", log.display()),
+        ),
+        (
+            "lfs",
+            None,
+            format!(
+                "#!/bin/sh\ncommand -v git-lfs >/dev/null 2>&1 || true\ncat > /dev/null\necho lfs-ran >> '{}'\n",
+                log.display()
+            ),
+        ),
+        (
+            "shim",
+            Some(manager.clone()),
+            format!(
+                "#!/bin/sh\n# a hook manager's shim\nexec sh '{}' pre-push \"$@\"\n",
+                manager.join("run").display()
+            ),
+        ),
+    ];
+    let zeros = "0".repeat(40);
+    for (n, (name, hooks_path, text)) in cases.iter().enumerate() {
+        let hooks_dir = match hooks_path {
+            Some(d) => {
+                env.git(dir, &["config", "core.hooksPath", d.to_str().unwrap()])
+                    .ok();
+                d.clone()
+            }
+            None => env.path(dir).join(".git/hooks"),
+        };
+        let hook = hooks_dir.join("pre-push");
+        std::fs::write(&hook, text).unwrap();
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        env.release(dir, &["hooks", "install"]).ok();
+        let installed = std::fs::read(&hook).unwrap();
+        env.release(dir, &["hooks", "install"])
+            .ok()
+            .stdout_has("already installed");
+        assert_eq!(std::fs::read(&hook).unwrap(), installed, "{name}: twice");
+        let _ = std::fs::remove_file(&log);
+
+        // ho-prod: refused, naming the command to use.
+        write(env, dir, &format!("f{n}.txt"), "x\n");
+        env.git(dir, &["add", "-A"]).ok();
+        env.git(dir, &["commit", "-qm", name]).ok();
+        env.git(dir, &["push", "-q", "origin", "ho-prod"])
+            .fails(1)
+            .stderr_has("direct pushes to refs/heads/ho-prod are refused")
+            .stderr_has("git hop-release promote");
+        // An ordinary branch: passes, and the user's hook got git's lines.
+        let sha = env.git(dir, &["rev-parse", "HEAD"]).ok().out();
+        let feature = format!("refs/heads/feature-{name}");
+        env.git(dir, &["push", "-q", "origin", &format!("HEAD:{feature}")])
+            .ok();
+        let got = std::fs::read_to_string(&log).unwrap_or_default();
+        let line = format!("HEAD {sha} {feature} {zeros}\n");
+        let want = match *name {
+            "exit0" => line,
+            "lfs" => "lfs-ran\n".to_string(),
+            _ => format!("manager pre-push\n{line}"),
+        };
+        assert_eq!(got, want, "{name}: what the user's hook received");
+
+        env.release(dir, &["hooks", "uninstall"]).ok();
+        assert_eq!(
+            std::fs::read_to_string(&hook).unwrap(),
+            *text,
+            "{name}: uninstall restores the file"
+        );
+        if hooks_path.is_some() {
+            env.git(dir, &["config", "--unset", "core.hooksPath"]).ok();
+        }
+        env.git(dir, &["reset", "-q", "--hard", "origin/ho-prod"])
+            .ok();
+    }
+    // hooks status names the hook managers it sees and how to chain.
+    write(env, dir, "lefthook.yml", "pre-push:\n");
+    let hook = env.path(dir).join(".git/hooks/pre-push");
+    std::fs::write(&hook, "#!/bin/sh\ngit lfs pre-push \"$@\"\n").unwrap();
+    env.release(dir, &["hooks", "install"]).ok();
+    env.release(dir, &["hooks", "status"])
+        .ok()
+        .stdout_has("pre-push: installed")
+        .stdout_has("hook manager lefthook: `lefthook install` rewrites its hook files; run git hop-release hooks install after it")
+        .stdout_has("hook manager git-lfs: its hook lines run after git-hop's block");
+}
+
+/// Without git-hop-release on PATH the block still refuses pushes to the
+/// refs git-hop owns (a shell check of the ref names), and lets a feature
+/// branch through with a warning.
+#[test]
+fn without_the_binary_protected_refs_are_still_refused() {
+    let mut p = Project::new();
+    p.env.set("PATH", "/usr/local/bin:/usr/bin:/bin");
+    let (env, dir) = (&p.env, p.name.as_str());
+    write(env, dir, "x.txt", "x\n");
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "x"]).ok();
+    for target in ["ho-prod", "ho-release/0.1.0"] {
+        env.git(
+            dir,
+            &["push", "-q", "origin", &format!("HEAD:refs/heads/{target}")],
+        )
+        .fails(1)
+        .stderr_has(&format!("direct pushes to refs/heads/{target} are refused"))
+        .stderr_has("git-hop-release is not on PATH")
+        .stderr_has("--no-verify");
+    }
+    env.git(dir, &["push", "-q", "origin", "HEAD:refs/heads/feature"])
+        .ok()
+        .stderr_has("warning: git-hop-release is not on PATH");
+    assert!(p.origin_refs().contains("refs/heads/feature"));
+    assert!(!p.origin_refs().contains("ho-release/0.1.0"));
+}
+
+/// A production clone refuses a commit on ho-prod, a tag of its own and any
+/// push, each naming its escape hatch; its upgrades still move it.
+#[test]
+fn a_production_clone_refuses_local_commits_tags_and_pushes() {
+    let p = Project::new();
+    let env = &p.env;
+    let prod_db = pg::unique_db_name("hkprod");
+    env.release(
+        ".",
+        &[
+            "clone",
+            p.origin_url(),
+            "prod",
+            "--database",
+            &prod_db,
+            "--production",
+        ],
+    )
+    .ok();
+    env.release("prod", &["hooks", "status"])
+        .ok()
+        .stdout_has("pre-commit: installed")
+        .stdout_has("reference-transaction: installed");
+    write(env, "prod", "x.txt", "x\n");
+    env.git("prod", &["add", "-A"]).ok();
+    env.git("prod", &["commit", "-qm", "local"])
+        .fails(1)
+        .stderr_has("production clone: no local commits on ho-prod")
+        .stderr_has("--no-verify");
+    // git aborts the ref update (its exit code for that is 128).
+    env.git("prod", &["tag", "v9.9.9"])
+        .fails(128)
+        .stderr_has("it makes no tags of its own")
+        .stderr_has("core.hooksPath=/dev/null");
+    assert_eq!(env.git("prod", &["tag", "--list", "v9*"]).ok().out(), "");
+    env.git("prod", &["push", "-q", "origin", "HEAD:refs/heads/feature"])
+        .fails(1)
+        .stderr_has("production clone");
+    // The escape hatch for commits works; fetching tags from origin too.
+    env.git("prod", &["commit", "-qm", "local", "--no-verify"])
+        .ok();
+    env.git(p.name.as_str(), &["tag", "-a", "-m", "t", "vtest-fetch"])
+        .ok();
+    env.git(
+        p.name.as_str(),
+        &["push", "-q", "--no-verify", "origin", "vtest-fetch"],
+    )
+    .ok();
+    env.git("prod", &["fetch", "-q", "--tags", "origin"]).ok();
+    assert_eq!(
+        env.git("prod", &["tag", "--list", "vtest-fetch"])
+            .ok()
+            .out(),
+        "vtest-fetch"
+    );
+    // A development clone has neither hook.
+    assert!(
+        !env.path(&p.name)
+            .join(".git/hooks/reference-transaction")
+            .exists()
+    );
+    pg::server().drop_db(&prod_db);
+}

@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::hooks::{self, State};
 use crate::project::Project;
 
-/// Install, remove or show git-hop's blocks in the pre-push and post-merge hooks
+/// Install, remove or show git-hop's blocks in the hooks (pre-push, post-merge; in production clones pre-commit and reference-transaction too)
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]
@@ -44,13 +44,17 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
         Action::Status => {
-            for (name, block) in hooks::HOOKS {
+            let production = project.clone.production;
+            for (name, block) in hooks::hooks_of(production) {
                 let s = match hooks::state(&dir, name, block) {
                     State::Installed => "installed",
                     State::Outdated => "outdated (run git hop-release hooks install)",
                     State::Missing => "not installed (run git hop-release hooks install)",
                 };
                 println!("{name}: {s}   ({})", dir.join(name).display());
+            }
+            for m in hooks::managers(&project.git, &dir) {
+                println!("hook manager {m}");
             }
         }
     }

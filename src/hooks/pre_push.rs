@@ -1,143 +1,18 @@
-//! The git hooks (docs/hooks.md): a marked block inside the hook files of
-//! `git rev-parse --git-path hooks` (so `core.hooksPath` is honoured), and
-//! what the hooks check when git runs them.
+//! The pre-push hook (docs/hooks.md): the refs only git-hop may push, every
+//! push from a production clone, a patch's uncommitted files, and with
+//! `hop.prePushTests` the validation of `merge` in a scratch repository.
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::db::database::DbOptions;
 use crate::error::{Error, Result};
-use crate::git::{Git, INTERNAL_PUSH_ENV, Repo};
+use crate::git::{INTERNAL_PUSH_ENV, Repo};
 use crate::origin::{Origin, REMOTE};
 use crate::patch_id::PatchId;
 use crate::project::{PATCH_PREFIX, Project, RELEASE_PREFIX};
 use crate::release_file::{self, PatchesFile};
 use crate::validation::{self, Worktree};
-
-pub const BEGIN: &str = "# >>> git-hop managed block";
-pub const END: &str = "# <<< git-hop managed block <<<";
-
-/// The hooks git-hop installs, with their blocks (the shims in `hooks/`).
-pub const HOOKS: &[(&str, &str)] = &[
-    ("pre-push", include_str!("../hooks/pre-push")),
-    ("post-merge", include_str!("../hooks/post-merge")),
-];
-
-/// Where git looks for hooks in this repository.
-pub fn hooks_dir(git: &Git) -> Result<PathBuf> {
-    let p = git.run(&["rev-parse", "--git-path", "hooks"])?;
-    let p = PathBuf::from(p);
-    Ok(if p.is_absolute() {
-        p
-    } else {
-        git.dir().join(p)
-    })
-}
-
-/// `text` with our block replaced by `block` (or appended), everything
-/// else kept. With `block` None the block is removed.
-pub fn with_block(text: &str, block: Option<&str>) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    let mut placed = false;
-    for line in text.split_inclusive('\n') {
-        if line.starts_with(BEGIN) {
-            inside = true;
-            if let (Some(b), false) = (block, placed) {
-                out.push_str(b);
-                placed = true;
-            }
-            continue;
-        }
-        if inside {
-            if line.starts_with(END) {
-                inside = false;
-            }
-            continue;
-        }
-        out.push_str(line);
-    }
-    if let (Some(b), false) = (block, placed) {
-        if out.is_empty() {
-            out.push_str("#!/bin/sh\n");
-        } else if !out.ends_with('\n') {
-            out.push('\n');
-        }
-        out.push_str(b);
-    }
-    out
-}
-
-/// Hook state of one file.
-#[derive(Debug, PartialEq, Eq)]
-pub enum State {
-    Installed,
-    Outdated,
-    Missing,
-}
-
-pub fn state(dir: &Path, name: &str, block: &str) -> State {
-    let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-    if !text.contains(BEGIN) {
-        State::Missing
-    } else if text.contains(block) {
-        State::Installed
-    } else {
-        State::Outdated
-    }
-}
-
-/// Installs (or updates) every block; returns the files written.
-pub fn install(git: &Git) -> Result<Vec<PathBuf>> {
-    let dir = hooks_dir(git)?;
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-    let mut written = Vec::new();
-    for (name, block) in HOOKS {
-        let path = dir.join(name);
-        let old = std::fs::read_to_string(&path).unwrap_or_default();
-        let new = with_block(&old, Some(block));
-        if new != old {
-            std::fs::write(&path, &new).map_err(|e| Error::io("cannot write", &path, e))?;
-            written.push(path.clone());
-        }
-        make_executable(&path)?;
-    }
-    Ok(written)
-}
-
-/// Removes our blocks only; a file left with nothing but a shebang goes.
-pub fn uninstall(git: &Git) -> Result<Vec<PathBuf>> {
-    let dir = hooks_dir(git)?;
-    let mut changed = Vec::new();
-    for (name, _) in HOOKS {
-        let path = dir.join(name);
-        let Ok(old) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        if !old.contains(BEGIN) {
-            continue;
-        }
-        let new = with_block(&old, None);
-        if new.trim().is_empty() || new.trim() == "#!/bin/sh" {
-            std::fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
-        } else {
-            std::fs::write(&path, &new).map_err(|e| Error::io("cannot write", &path, e))?;
-        }
-        changed.push(path);
-    }
-    Ok(changed)
-}
-
-fn make_executable(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| Error::io("cannot read", path, e))?;
-    let mut perm = meta.permissions();
-    if perm.mode() & 0o111 != 0o111 {
-        perm.set_mode(perm.mode() | 0o755);
-        std::fs::set_permissions(path, perm).map_err(|e| Error::io("cannot chmod", path, e))?;
-    }
-    Ok(())
-}
 
 /// Refs that only git-hop itself may push, with the command to use.
 pub fn protected(remote_ref: &str) -> Option<&'static str> {
@@ -563,71 +438,10 @@ fn short(commit: &str) -> &str {
     commit.get(..10).unwrap_or(commit)
 }
 
-/// What to tell the user after `git pull` / `git merge` (docs/hooks.md): no
-/// fetch, no database access, only local refs and the merge's diff, so the
-/// hook returns at once.
-pub fn post_merge_notices(project: &crate::project::Project) -> Vec<String> {
-    use crate::project::BranchRole;
-    let git = &project.git;
-    let mut notes = Vec::new();
-    if let BranchRole::Patch(id) = project.role()
-        && let Ok(Some((v, _))) = crate::release_file::find_patch(&project.root, &id)
-    {
-        let remote = format!("refs/remotes/origin/ho-release/{v}");
-        if let Ok(Some(_)) = git.rev_parse(&remote) {
-            let behind = git
-                .run(&["rev-list", "--count", &format!("HEAD..{remote}")])
-                .unwrap_or_default();
-            if behind.trim() != "0" && !behind.trim().is_empty() {
-                notes.push(format!(
-                        "ho-release/{v} on origin has {} commit(s) this branch lacks: run git hop-patch sync",
-                        behind.trim()
-                    ));
-            }
-        }
-    }
-    let changed = git
-        .run(&[
-            "diff",
-            "--name-only",
-            "ORIG_HEAD",
-            "HEAD",
-            "--",
-            "Patches",
-            ".hop/model",
-            ".hop/releases",
-        ])
-        .unwrap_or_default();
-    if !changed.trim().is_empty() {
-        notes.push(if project.clone.production {
-            "the merge brought new releases: run git hop-release update, then git hop-release upgrade".into()
-        } else {
-            "the merge changed patches or the model: run git hop-patch apply (on a patch branch) to rebuild your database".into()
-        });
-    }
-    notes
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const B: &str =
-        "# >>> git-hop managed block (x) >>>\necho hop\n# <<< git-hop managed block <<<\n";
-
-    #[test]
-    fn block_is_added_replaced_and_removed_keeping_the_rest() {
-        let fresh = with_block("", Some(B));
-        assert_eq!(fresh, format!("#!/bin/sh\n{B}"));
-        let mine = "#!/bin/sh\necho mine\n";
-        let both = with_block(mine, Some(B));
-        assert_eq!(both, format!("{mine}{B}"));
-        assert_eq!(with_block(&both, Some(B)), both, "idempotent");
-        let b2 = B.replace("echo hop", "echo hop2");
-        let updated = with_block(&both, Some(&b2));
-        assert_eq!(updated, format!("{mine}{b2}"));
-        assert_eq!(with_block(&updated, None), mine);
-    }
+    use crate::git::Git;
 
     fn pushed(line: &str) -> Vec<PushedRef> {
         read_pushed_refs(line.as_bytes()).unwrap()
