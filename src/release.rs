@@ -413,11 +413,12 @@ pub fn publish_production(
     land: &Landscape,
     r: &Prepared,
     p: &Production,
+    lock: Option<&mut crate::lock::Lock>,
 ) -> Result<Vec<String>> {
     let git = &project.git;
     let tag_ref = format!("refs/tags/{}", p.version.tag_name());
     if let Some(o) = &land.origin {
-        o.push(&[
+        crate::lock::push(lock, o, &[
             RefUpdate::update(
                 format!("refs/heads/{PROD_BRANCH}"),
                 &p.commit,

@@ -394,14 +394,30 @@ fn a_killed_merge_leaves_a_state_the_next_merge_cleans_up() {
     child.kill().unwrap(); // SIGKILL: no cleanup code runs
     child.wait().unwrap();
     assert_eq!(p.local_state(dir), before, "the user's clone changed");
-    assert_eq!(p.origin_refs(), origin_before, "origin changed");
+    // Origin holds only the killed run's lock of the release
+    // (docs/releases.md, "The merge queue"), which the next run takes over.
+    let without_lock = |refs: String| {
+        refs.lines()
+            .filter(|l| !l.ends_with("\trefs/hop/locks/0.1.0"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(p.origin_refs().contains("\trefs/hop/locks/0.1.0"));
+    assert_eq!(
+        without_lock(p.origin_refs()),
+        without_lock(origin_before),
+        "origin changed"
+    );
     assert_eq!(
         env.git(dir, &["branch", "--show-current"]).out(),
         "ho-patch/1-a"
     );
 
     std::fs::write(mark.with_extension("done"), "").unwrap();
-    env.patch(dir, &["merge"]).ok();
+    env.patch(dir, &["merge"])
+        .ok()
+        .stderr_has("is gone (its process ended): taking it over");
+    assert!(!p.origin_refs().contains("refs/hop/locks/"));
     assert_eq!(
         worktrees(env, dir),
         1,

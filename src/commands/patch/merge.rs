@@ -24,6 +24,8 @@ use crate::validation;
 pub struct Args {
     #[command(flatten)]
     pub db: DbArgs,
+    #[command(flatten)]
+    pub lock: crate::commands::lock_args::LockArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -41,6 +43,13 @@ pub fn run(args: Args) -> Result<()> {
     // Where the release and the patch stand on origin.
     let local_release = git.rev_parse(&format!("refs/heads/{release_branch}"))?;
     let mut origin_patch = None;
+    // The release's lock first: once it is ours, the release head fetched
+    // next is the one the push will land on, so this merge validates once.
+    let mut lock = args.lock.take(
+        &project,
+        &version.to_string(),
+        &format!("git hop-patch merge {id}"),
+    )?;
     let release_commit = if let Some(o) = &origin {
         o.fetch()?;
         let remote_release = git
@@ -108,7 +117,7 @@ pub fn run(args: Args) -> Result<()> {
         if let Some(op) = &origin_patch {
             updates.push(RefUpdate::delete(format!("refs/heads/{patch_branch}"), op));
         }
-        o.push(&updates).map_err(|e| {
+        crate::lock::push(lock.as_mut(), o, &updates).map_err(|e| {
             e.context(format!("cannot merge {id}"))
                 .hint("nothing was changed: if another patch was merged meanwhile, run git hop-patch merge again")
         })?;

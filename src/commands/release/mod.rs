@@ -20,6 +20,7 @@ pub mod promote;
 pub mod restore;
 pub mod status;
 pub mod sync;
+pub mod unlock;
 pub mod update;
 pub mod upgrade;
 
@@ -47,6 +48,7 @@ pub enum Command {
     Hotfix(hotfix::Args),
     Abandon(abandon::Args),
     Sync(sync::Args),
+    Unlock(unlock::Args),
     Update(update::Args),
     Upgrade(upgrade::Args),
     Restore(restore::Args),
@@ -70,6 +72,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Hotfix(a) => hotfix::run(a),
         Command::Abandon(a) => abandon::run(a),
         Command::Sync(a) => sync::run(a),
+        Command::Unlock(a) => unlock::run(a),
         Command::Update(a) => update::run(a),
         Command::Upgrade(a) => upgrade::run(a),
         Command::Restore(a) => restore::run(a),

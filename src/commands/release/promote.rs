@@ -3,10 +3,12 @@
 //! only once origin accepted it.
 
 use crate::commands::db_args::DbArgs;
+use crate::commands::lock_args::LockArgs;
 use crate::error::{Error, Result};
+use crate::lock::Lock;
 use crate::origin::RefUpdate;
 use crate::preconditions;
-use crate::project::{PROD_BRANCH, Project};
+use crate::project::{PROD_BRANCH, Project, RELEASE_PREFIX};
 use crate::release::{self, Landscape, Prepared};
 use crate::release_file::{self, PatchesFile};
 use crate::validation::{self, Worktree};
@@ -37,6 +39,8 @@ pub enum Target {
 pub struct RcArgs {
     #[command(flatten)]
     pub db: DbArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 /// Validate the smallest release and put it into production
@@ -51,6 +55,8 @@ pub struct RcArgs {
 pub struct ProdArgs {
     #[command(flatten)]
     pub db: DbArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 /// Validate the open hotfix and put it into production
@@ -63,6 +69,8 @@ pub struct ProdArgs {
 pub struct HotfixArgs {
     #[command(flatten)]
     pub db: DbArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -81,9 +89,41 @@ fn start(command: &str) -> Result<(Project, Landscape)> {
     Ok((project, land))
 }
 
+/// Takes the release's lock on origin; when the release moved there while
+/// this command waited its turn, surveys again, so that it validates the
+/// head it will push onto.
+fn locked(
+    project: &Project,
+    land: Landscape,
+    seen: Option<(Version, String)>,
+    args: &LockArgs,
+    command: &str,
+) -> Result<(Option<Lock>, Landscape)> {
+    let (Some((v, commit)), Some(origin)) = (seen, &land.origin) else {
+        return Ok((None, land));
+    };
+    let lock = args.take(project, &v.base().to_string(), command)?;
+    let branch = format!("refs/heads/{RELEASE_PREFIX}{}", v.base());
+    if origin.remote_ref(&branch)?.as_deref() == Some(commit.as_str()) {
+        return Ok((lock, land));
+    }
+    Ok((lock, release::survey(project, true)?))
+}
+
 fn rc(args: RcArgs) -> Result<()> {
     let (project, land) = start("git hop-release promote rc")?;
     let current = project.current_branch();
+    let seen =
+        release::select_for_promotion(&project, &land, current.as_deref(), "a release candidate")
+            .ok()
+            .map(|r| (r.version.clone(), r.commit.clone()));
+    let (mut lock, land) = locked(
+        &project,
+        land,
+        seen,
+        &args.lock,
+        "git hop-release promote rc",
+    )?;
     let r =
         release::select_for_promotion(&project, &land, current.as_deref(), "a release candidate")?;
     let v = &r.version;
@@ -149,10 +189,14 @@ fn rc(args: RcArgs) -> Result<()> {
     // One atomic push, then local refs.
     let tag_ref = format!("refs/tags/{}", target.tag_name());
     if let Some(o) = &land.origin {
-        o.push(&[
-            RefUpdate::update(format!("refs/heads/{}", r.branch), &commit, &r.commit),
-            RefUpdate::create(tag_ref.clone(), &tag),
-        ])
+        crate::lock::push(
+            lock.as_mut(),
+            o,
+            &[
+                RefUpdate::update(format!("refs/heads/{}", r.branch), &commit, &r.commit),
+                RefUpdate::create(tag_ref.clone(), &tag),
+            ],
+        )
         .map_err(|e| {
             e.context(format!("cannot publish {target}")).hint(
                 "nothing was changed, locally or on origin: fetch, check git hop-release status, and run the command again",
@@ -218,6 +262,16 @@ fn prod(args: ProdArgs) -> Result<()> {
         return Ok(());
     }
     let current = project.current_branch();
+    let seen = release::select_for_promotion(&project, &land, current.as_deref(), "production")
+        .ok()
+        .map(|r| (r.version.clone(), r.commit.clone()));
+    let (mut lock, land) = locked(
+        &project,
+        land,
+        seen,
+        &args.lock,
+        "git hop-release promote prod",
+    )?;
     let r = release::select_for_promotion(&project, &land, current.as_deref(), "production")?;
     let target = r.version.clone();
     if land.is_released(&target) {
@@ -229,7 +283,7 @@ fn prod(args: ProdArgs) -> Result<()> {
     }
     let working = project.database(&args.db.options(None))?;
     let p = release::build_production(&project, &working, &land, r, &target)?;
-    let notes = release::publish_production(&project, &land, r, &p)?;
+    let notes = release::publish_production(&project, &land, r, &p, lock.as_mut())?;
     report_production(&project, &land, r, &p, &notes);
     println!(
         "\nnext steps:\n  deploy: git hop-release upgrade on the production servers\n  git hop-release new <patch|minor|major>   # the next release"
@@ -253,6 +307,17 @@ fn hotfix(args: HotfixArgs) -> Result<()> {
     if completed(&project, &land)? {
         return Ok(());
     }
+    let seen = land
+        .hotfixes()
+        .next()
+        .map(|r| (r.version.clone(), r.commit.clone()));
+    let (mut lock, land) = locked(
+        &project,
+        land,
+        seen,
+        &args.lock,
+        "git hop-release promote hotfix",
+    )?;
     let hotfixes: Vec<&Prepared> = land.hotfixes().collect();
     let Some(r) = hotfixes.first().copied() else {
         return Err(Error::new(format!(
@@ -298,7 +363,7 @@ fn hotfix(args: HotfixArgs) -> Result<()> {
     };
     let working = project.database(&args.db.options(None))?;
     let p = release::build_production(&project, &working, &land, r, &target)?;
-    let notes = release::publish_production(&project, &land, r, &p)?;
+    let notes = release::publish_production(&project, &land, r, &p, lock.as_mut())?;
     report_production(&project, &land, r, &p, &notes);
     let others: Vec<String> = land.normal().map(|o| o.version.to_string()).collect();
     println!("\nnext steps:\n  deploy: git hop-release upgrade on the production servers");

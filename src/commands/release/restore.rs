@@ -6,7 +6,6 @@
 //! terminal and without `--yes` it refuses), then checks out `ho-prod` at
 //! vV.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use crate::backup;
@@ -171,24 +170,7 @@ fn production(project: &Project, args: &Args, v: &Version) -> Result<()> {
         found.path.display()
     );
     if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(Error::new(format!(
-                "{question} Not confirmed: no terminal to ask on"
-            ))
-            .hint(format!(
-                "run it again with --yes to confirm: git hop-release restore {v} --yes; nothing was changed"
-            )));
-        }
-        print!("{question} Type yes to confirm: ");
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .map_err(|e| Error::new(format!("cannot read the answer: {e}")))?;
-        if answer.trim() != "yes" {
-            return Err(Error::new("restore not confirmed").hint("nothing was changed"));
-        }
+        crate::confirm::confirm(&question, &format!("git hop-release restore {v} --yes"))?;
     }
     let mut out = std::io::stdout();
     let restored = backup::restore(&db, &found, lock, &mut out)?;

@@ -25,6 +25,8 @@ use crate::validation::{self, Worktree};
 pub struct Args {
     #[command(flatten)]
     pub db: DbArgs,
+    #[command(flatten)]
+    pub lock: crate::commands::lock_args::LockArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -37,6 +39,11 @@ pub fn run(args: Args) -> Result<()> {
             .hint("resolve the conflicts, git add the files and git commit, then git hop-release sync again"));
     }
     preconditions::clean(&project)?;
+    // The release's lock first: the head fetched next is the one the push
+    // lands on.
+    let mut lock = args
+        .lock
+        .take(&project, &version.to_string(), "git hop-release sync")?;
     let land = release::survey(&project, true)?;
     let branch = project.current_branch().unwrap_or_default();
     let head = git.head()?;
@@ -118,11 +125,15 @@ pub fn run(args: Args) -> Result<()> {
     };
 
     if let Some(o) = &land.origin {
-        o.push(&[RefUpdate::update(
-            format!("refs/heads/{branch}"),
-            &commit,
-            &remote,
-        )])
+        crate::lock::push(
+            lock.as_mut(),
+            o,
+            &[RefUpdate::update(
+                format!("refs/heads/{branch}"),
+                &commit,
+                &remote,
+            )],
+        )
         .map_err(|e| {
             e.context(format!("cannot push {branch}"))
                 .hint("fetch and run git hop-release sync again")
