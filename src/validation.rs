@@ -148,41 +148,66 @@ pub fn validate_merge(
 ) -> Result<String> {
     let wt = Worktree::add(project, release_commit)?;
     let release_branch = format!("ho-release/{version}");
-    // 1. Merge.
+    let file = merge_and_stage(
+        &wt,
+        patch_commit,
+        id,
+        version,
+        &Step1 {
+            what: &format!("{} into {release_branch}", id.branch()),
+            conflict_hint: "git hop-patch sync, resolve the conflicts, commit, then git hop-patch merge again",
+            message: &format!("[hop] merge patch {id} into release {version}"),
+            env: &[],
+        },
+    )?;
+    let commit = wt.git.head()?;
+    validate_staged(project, working, &wt, release_commit, id, &file, version)?;
+    Ok(commit)
+}
+
+/// How step 1 names itself: the merge in a conflict, the hint, the commit
+/// message, and the environment of its git commands.
+pub struct Step1<'a> {
+    pub what: &'a str,
+    pub conflict_hint: &'a str,
+    pub message: &'a str,
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+/// Step 1 of the validation (docs/releases.md): in `wt`, merges `other`
+/// (the patch into the release, or the release into the patch: the same
+/// tree), marks `id` staged in the release file and commits. `merge` and
+/// `pre-push` (hop.prePushTests) share it. Returns the release file.
+pub fn merge_and_stage(
+    wt: &Worktree,
+    other: &str,
+    id: &PatchId,
+    version: &Version,
+    step: &Step1,
+) -> Result<PatchesFile> {
     if let Err(f) = wt
         .git
-        .merge(&["--no-ff", "--no-commit", "-q", patch_commit], &[])?
+        .merge(&["--no-ff", "--no-commit", "-q", other], step.env)?
     {
-        return Err(f.error(
-            &format!("{} into {release_branch}", id.branch()),
-            "git hop-patch sync, resolve the conflicts, commit, then git hop-patch merge again",
-        ));
+        return Err(f.error(step.what, step.conflict_hint));
     }
     let toml = release_file::patches_path(&wt.path, version);
     let mut file = PatchesFile::load(&toml)?;
     if file.state(id.as_str()).is_none() {
         return Err(Error::new(format!(
             "Patch not found in candidates file: release {version} does not list {id}"
-        )));
+        ))
+        .hint("git hop-patch status tells where the patch stands"));
     }
     file.mark_staged(id.as_str())?;
     file.save()?;
-    let rel = toml
-        .strip_prefix(&wt.path)
-        .unwrap_or(&toml)
-        .display()
-        .to_string();
+    let rel = release_file::patches_rel(version);
     wt.git.run(&["add", "--", &rel])?;
-    wt.git.run(&[
-        "commit",
-        "-q",
-        "--no-verify",
-        "-m",
-        &format!("[hop] merge patch {id} into release {version}"),
-    ])?;
-    let commit = wt.git.head()?;
-    validate_staged(project, working, &wt, release_commit, id, &file, version)?;
-    Ok(commit)
+    wt.git.run_env(
+        &["commit", "-q", "--no-verify", "-m", step.message],
+        step.env,
+    )?;
+    Ok(file)
 }
 
 /// The validation of patch `id` once its merge with the release (at

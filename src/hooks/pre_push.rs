@@ -11,7 +11,7 @@ use crate::git::{INTERNAL_PUSH_ENV, Repo};
 use crate::origin::{Origin, REMOTE};
 use crate::patch_id::PatchId;
 use crate::project::{PATCH_PREFIX, Project, RELEASE_PREFIX};
-use crate::release_file::{self, PatchesFile};
+use crate::release_file;
 use crate::validation::{self, Worktree};
 
 /// Refs that only git-hop itself may push, with the command to use.
@@ -386,38 +386,17 @@ pub fn validate_patch_push(project: &Project, id: &PatchId, commit: &str) -> Res
         short(&release_commit)
     );
     // 1. Merge (the tree is the one `git hop-patch merge` would build).
-    if let Err(f) = wt.git.merge(
-        &["--no-ff", "--no-commit", "-q", &release_commit],
-        &SCRATCH_IDENTITY,
-    )? {
-        return Err(f.error(
-            &format!("{release_branch} into {}", id.branch()),
-            "git hop-patch sync, resolve the conflicts and commit",
-        ));
-    }
-    let toml = release_file::patches_path(&wt.path, &version);
-    let mut file = PatchesFile::load(&toml)?;
-    if file.state(id.as_str()).is_none() {
-        return Err(Error::new(format!("{release_branch} no longer lists {id}"))
-            .hint("git hop-patch status tells where the patch stands"));
-    }
-    file.mark_staged(id.as_str())?;
-    file.save()?;
-    let rel = toml
-        .strip_prefix(&wt.path)
-        .unwrap_or(&toml)
-        .display()
-        .to_string();
-    wt.git.run(&["add", "--", &rel])?;
-    wt.git.run_env(
-        &[
-            "commit",
-            "-q",
-            "--no-verify",
-            "-m",
-            &format!("[hop] pre-push validation of {id}"),
-        ],
-        &SCRATCH_IDENTITY,
+    let file = validation::merge_and_stage(
+        &wt,
+        &release_commit,
+        id,
+        &version,
+        &validation::Step1 {
+            what: &format!("{release_branch} into {}", id.branch()),
+            conflict_hint: "git hop-patch sync, resolve the conflicts and commit",
+            message: &format!("[hop] pre-push validation of {id}"),
+            env: &SCRATCH_IDENTITY,
+        },
     )?;
     // 2–5.
     let working = project.database(&DbOptions::default())?;
