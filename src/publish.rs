@@ -38,7 +38,7 @@ pub fn follow_locally(
 ) -> Result<()> {
     let git = &project.git;
     let current = project.current_branch();
-    let mut plain = String::new();
+    let mut plain: Vec<(&str, Option<&str>, Option<&str>)> = Vec::new();
     for u in updates {
         if let Some(branch) = u.name.strip_prefix("refs/heads/") {
             let exists = git.rev_parse(&u.name)?.is_some();
@@ -56,14 +56,9 @@ pub fn follow_locally(
                 }
             }
         } else {
-            match &u.new {
-                Some(new) => plain.push_str(&format!("update {} {new}\n", u.name)),
-                None => plain.push_str(&format!("delete {}\n", u.name)),
-            }
+            plain.push((&u.name, u.new.as_deref(), None));
         }
     }
-    if !plain.is_empty() {
-        git.run_stdin(&["update-ref", "--stdin"], plain.as_bytes(), &[])?;
-    }
+    git.update_refs(&plain)?;
     Ok(())
 }

@@ -434,23 +434,19 @@ pub fn publish_production(
         })?;
     }
     let mut notes = Vec::new();
-    git.run(&["update-ref", &tag_ref, &p.tag, ""])?;
+    git.update_refs(&[(&tag_ref, Some(&p.tag), Some(""))])?;
     let current = project.current_branch();
     let on_release = current.as_deref() == Some(r.branch.as_str());
     move_local_branch(project, PROD_BRANCH, &p.commit, &mut notes)?;
     if on_release {
-        git.run(&["switch", "-q", PROD_BRANCH])?;
+        git.switch(PROD_BRANCH)?;
         notes.push(format!("switched to {PROD_BRANCH}"));
     }
     if r.local.is_some() {
         git.run(&["branch", "-q", "-D", &r.branch])?;
     }
     if land.origin.is_some() {
-        let _ = git.run(&[
-            "update-ref",
-            "-d",
-            &format!("refs/remotes/{REMOTE}/{}", r.branch),
-        ]);
+        let _ = git.update_refs(&[(&format!("refs/remotes/{REMOTE}/{}", r.branch), None, None)]);
     }
     Ok(notes)
 }
@@ -504,7 +500,7 @@ pub fn complete_interrupted_production(
         let mut notes = Vec::new();
         move_local_branch(project, PROD_BRANCH, &land.prod_commit, &mut notes)?;
         if project.current_branch().as_deref() == Some(branch) {
-            git.run(&["switch", "-q", PROD_BRANCH])?;
+            git.switch(PROD_BRANCH)?;
             notes.push(format!("switched to {PROD_BRANCH}"));
         }
         git.run(&["branch", "-q", "-D", branch])?;
@@ -547,7 +543,7 @@ pub fn move_local_branch(
             ));
         }
     } else {
-        git.run(&["update-ref", &full, commit, &local])?;
+        git.update_refs(&[(&full, Some(commit), Some(&local))])?;
     }
     Ok(())
 }

@@ -162,7 +162,7 @@ pub fn run(args: Args) -> Result<()> {
     let local = format!("refs/heads/{branch}");
     match git.rev_parse(&local)? {
         Some(tip) if tip == patch => {
-            git.run(&["update-ref", &local, &attached, &patch])?;
+            git.update_refs(&[(&local, Some(&attached), Some(&patch))])?;
         }
         Some(_) => notes.push(format!(
             "your local {branch} differs from what was attached and was left as it is; origin has the attached branch (git switch {branch} && git reset --hard origin/{branch} once your commits are safe)"

@@ -191,25 +191,12 @@ fn move_local_refs(
 ) -> Result<()> {
     let git = &project.git;
     let refname = format!("refs/heads/{release_branch}");
-    match old {
-        Some(old) => git.run(&["update-ref", &refname, release, old])?,
-        None => git.run(&["update-ref", &refname, release])?,
-    };
-    git.run(&["switch", "-q", release_branch])?;
+    git.update_refs(&[(&refname, Some(release), Some(old.unwrap_or("")))])?;
+    git.switch(release_branch)?;
     git.run(&["branch", "-q", "-D", patch_branch])?;
-    // The release branch usually tracks origin's already (read in process).
-    let tracks = git
-        .config_value(&format!("branch.{release_branch}.remote"))
-        .as_deref()
-        == Some(REMOTE)
-        && git.config_value(&format!("branch.{release_branch}.merge")) == Some(refname.clone());
-    if has_origin && !tracks {
-        let _ = git.run(&[
-            "branch",
-            "-q",
-            "--set-upstream-to",
-            &format!("{REMOTE}/{release_branch}"),
-        ]);
+    if has_origin {
+        // Usually tracking already (read in process, nothing run then).
+        let _ = git.set_upstream(release_branch, REMOTE);
     }
     Ok(())
 }

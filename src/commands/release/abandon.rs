@@ -111,7 +111,7 @@ pub fn run(args: Args) -> Result<()> {
         })?;
     }
     if on_it {
-        git.run(&["switch", "-q", PROD_BRANCH])?;
+        git.switch(PROD_BRANCH)?;
     }
     let mut notes = Vec::new();
     crate::publish::follow_locally(&project, &updates, &mut notes)?;

@@ -203,7 +203,9 @@ fn rc(args: RcArgs) -> Result<()> {
             )
         })?;
     }
-    project.git.run(&["update-ref", &tag_ref, &tag, ""])?;
+    project
+        .git
+        .update_refs(&[(&tag_ref, Some(&tag), Some(""))])?;
     let mut notes = Vec::new();
     if r.local.is_some() {
         release::move_local_branch(&project, &r.branch, &commit, &mut notes)?;

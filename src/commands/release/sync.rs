@@ -144,12 +144,7 @@ pub fn run(args: Args) -> Result<()> {
         release::move_local_branch(&project, &branch, &commit, &mut notes)?;
     }
     if land.origin.is_some() {
-        let _ = git.run(&[
-            "branch",
-            "-q",
-            "--set-upstream-to",
-            &format!("{REMOTE}/{branch}"),
-        ]);
+        let _ = git.set_upstream(&branch, REMOTE);
     }
     println!(
         "\nsynced {branch} with {PROD_BRANCH} (production {}): validated",
