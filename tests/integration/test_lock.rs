@@ -88,95 +88,107 @@ fn three_clones_merging_at_once_each_validate_once_and_land_first_time() {
     env.release(dir, &["new", "minor"]).ok();
     let clones = ["a", "b", "c"];
     let dbs: Vec<String> = clones.iter().map(|c| p.clone_as(c)).collect();
-    let mut ids = Vec::new();
-    for (n, c) in clones.iter().enumerate() {
-        for k in 0..2 {
-            let id = format!("{}-{c}{k}", 10 + n * 2 + k);
-            candidate(env, c, &id, &format!("t_{c}{k}"));
-            ids.push((c.to_string(), id));
-        }
-    }
-    let _ = std::fs::remove_file(&count);
-    // Each clone merges its two patches, all three at the same time.
-    let threads: Vec<_> = clones
-        .iter()
-        .map(|c| {
-            let mine: Vec<String> = ids
-                .iter()
-                .filter(|(d, _)| d == c)
-                .map(|(_, id)| id.clone())
-                .collect();
-            let cmds: Vec<Command> = mine
-                .iter()
-                .flat_map(|id| {
-                    let mut sw = env.cmd("git", c);
-                    sw.args(["switch", "-q", &format!("ho-patch/{id}")]);
-                    let mut m = env.cmd("git", c);
-                    m.args(["hop-patch", "merge"]);
-                    [sw, m]
-                })
-                .collect();
-            std::thread::spawn(move || {
-                cmds.into_iter()
-                    .map(|mut cmd| {
-                        let out = cmd
-                            .stdout(Stdio::piped())
-                            .stderr(Stdio::piped())
-                            .output()
-                            .unwrap();
-                        (
-                            out.status.code(),
-                            String::from_utf8_lossy(&out.stderr).into_owned(),
-                        )
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let mut waited = 0;
-    for t in threads {
-        for (code, stderr) in t.join().unwrap() {
-            assert_eq!(
-                code,
-                Some(0),
-                "every merge lands on its first run: {stderr}"
-            );
-            if stderr.contains("is locked by") {
-                waited += 1;
+    let mut all_staged = Vec::new();
+    for round in 0..2 {
+        let mut ids = Vec::new();
+        for (n, c) in clones.iter().enumerate() {
+            for k in 0..2 {
+                let id = format!("{}-{c}{k}", 10 * (round + 1) + n * 2 + k);
+                candidate(env, c, &id, &format!("t{round}_{c}{k}"));
+                ids.push((c.to_string(), id));
             }
         }
+        let _ = std::fs::remove_file(&count);
+        // Each clone merges its two patches, all three at the same time.
+        let threads: Vec<_> = clones
+            .iter()
+            .map(|c| {
+                let mine: Vec<String> = ids
+                    .iter()
+                    .filter(|(d, _)| d == c)
+                    .map(|(_, id)| id.clone())
+                    .collect();
+                let cmds: Vec<Command> = mine
+                    .iter()
+                    .flat_map(|id| {
+                        let mut sw = env.cmd("git", c);
+                        sw.args(["switch", "-q", &format!("ho-patch/{id}")]);
+                        let mut m = env.cmd("git", c);
+                        m.args(["hop-patch", "merge"]);
+                        [sw, m]
+                    })
+                    .collect();
+                std::thread::spawn(move || {
+                    cmds.into_iter()
+                        .map(|mut cmd| {
+                            let out = cmd
+                                .stdout(Stdio::piped())
+                                .stderr(Stdio::piped())
+                                .output()
+                                .unwrap();
+                            (
+                                out.status.code(),
+                                String::from_utf8_lossy(&out.stderr).into_owned(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut waited = 0;
+        for t in threads {
+            for (code, stderr) in t.join().unwrap() {
+                assert_eq!(
+                    code,
+                    Some(0),
+                    "every merge lands on its first run: {stderr}"
+                );
+                if stderr.contains("is locked by") {
+                    waited += 1;
+                }
+            }
+        }
+        assert!(waited >= 1, "someone waited its turn");
+        let runs = std::fs::read_to_string(&count).unwrap();
+        assert_eq!(runs.lines().count(), 6, "one validation per merge");
+        // Every patch staged once, in merge order.
+        let toml = toml_on_origin(env, dir);
+        let staged: Vec<&str> = toml
+            .lines()
+            .filter(|l| l.ends_with("= \"staged\""))
+            .map(|l| l.split('"').nth(1).unwrap())
+            .collect();
+        assert_eq!(staged.len(), 6 * (round + 1), "{toml}");
+        let history = env
+            .git(
+                dir,
+                &[
+                    "log",
+                    "--first-parent",
+                    "--reverse",
+                    "--format=%s",
+                    "origin/ho-release/0.1.0",
+                ],
+            )
+            .ok()
+            .out();
+        let merged: Vec<&str> = history
+            .lines()
+            .filter_map(|l| l.strip_prefix("[hop] merge patch "))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(staged, merged);
+        assert_eq!(lock_on_origin(&p), None, "the lock is released");
+        all_staged = staged.iter().map(|s| s.to_string()).collect();
     }
-    assert!(waited >= 1, "someone waited its turn");
-    let runs = std::fs::read_to_string(&count).unwrap();
-    assert_eq!(runs.lines().count(), 6, "one validation per merge");
-    // Every patch staged once, in merge order.
-    let toml = toml_on_origin(env, dir);
-    let staged: Vec<&str> = toml
-        .lines()
-        .filter(|l| l.ends_with("= \"staged\""))
-        .map(|l| l.split('"').nth(1).unwrap())
-        .collect();
-    assert_eq!(staged.len(), 6, "{toml}");
-    let history = env
-        .git(
-            dir,
-            &[
-                "log",
-                "--first-parent",
-                "--reverse",
-                "--format=%s",
-                "origin/ho-release/0.1.0",
-            ],
-        )
-        .ok()
-        .out();
-    let merged: Vec<&str> = history
-        .lines()
-        .filter_map(|l| l.strip_prefix("[hop] merge patch "))
-        .map(|l| l.split(' ').next().unwrap())
-        .collect();
-    assert_eq!(staged, merged);
-    assert_eq!(lock_on_origin(&p), None, "the lock is released");
+    let mut unique = all_staged.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        12,
+        "each patch staged exactly once: {all_staged:?}"
+    );
     for db in dbs {
         pg::server().drop_db(&db);
     }
@@ -239,6 +251,16 @@ fn expired_locks_are_taken_over_live_ones_wait_or_are_broken() {
     assert!(toml_on_origin(env, dir).contains("\"2-b\" = \"staged\""));
     assert_eq!(lock_on_origin(&p), None);
 
+    // A holder elsewhere that stopped renewing: the waiter proceeds once
+    // the lock expires.
+    plant_lock(env, dir, 3);
+    candidate(env, dir, "5-e", "e");
+    env.patch(dir, &["merge"])
+        .ok()
+        .stderr_has("is locked by ghost@elsewhere")
+        .stderr_has("expired at")
+        .stderr_has("taking it over");
+
     // The lock broken while a merge validates, another merge landing
     // meanwhile: the first one's push is refused, nothing is lost.
     let db_b = p.clone_as("b");
@@ -276,5 +298,63 @@ fn expired_locks_are_taken_over_live_ones_wait_or_are_broken() {
     // Run again: it lands.
     env.patch("b", &["merge"]).ok();
     assert!(toml_on_origin(env, dir).contains("\"3-c\" = \"staged\""));
+    pg::server().drop_db(&db_b);
+}
+
+/// `kill -9` of the lock holder while it validates: the clone waiting for
+/// the lock proceeds (the holder's process is gone, or, from another host,
+/// once its lock expires) and lands; nothing is lost.
+#[test]
+fn a_killed_lock_holder_does_not_block_the_others() {
+    let p = Project::new();
+    let (env, dir) = (&p.env, p.name.as_str());
+    let mark = env.path("started");
+    p.publish_tests_command(&format!(
+        "touch {m}; [ -e {m}.go ] || sleep 30",
+        m = mark.display()
+    ));
+    env.release(dir, &["new", "minor"]).ok();
+    let db_b = p.clone_as("b");
+    candidate(env, dir, "1-a", "a");
+    candidate(env, "b", "2-b", "b");
+    env.git(dir, &["switch", "-q", "ho-patch/1-a"]).ok();
+    let mut holder = env.cmd("git-hop-patch", dir);
+    holder
+        .arg("merge")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut holder = holder.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !mark.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the holder never validated"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(lock_on_origin(&p).is_some());
+    let mut waiter = env.cmd("git", "b");
+    waiter
+        .args(["hop-patch", "merge", "--wait", "120"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let waiter = waiter.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    std::fs::write(mark.with_extension("go"), "").unwrap();
+    holder.kill().unwrap(); // SIGKILL
+    holder.wait().unwrap();
+    let out = waiter.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("taking it over"), "{err}");
+    let toml = toml_on_origin(env, dir);
+    assert!(
+        toml.contains("\"2-b\" = \"staged\"") && toml.contains("\"1-a\" = \"candidate\""),
+        "{toml}"
+    );
+    // The killed merge, run again, lands too.
+    env.patch(dir, &["merge"]).ok();
+    assert!(toml_on_origin(env, dir).contains("\"1-a\" = \"staged\""));
+    assert_eq!(lock_on_origin(&p), None);
     pg::server().drop_db(&db_b);
 }
