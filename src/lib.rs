@@ -33,6 +33,7 @@ pub mod snapshot;
 pub mod sql_lexer;
 pub mod undo;
 pub mod upgrade;
+pub mod utc;
 pub mod validation;
 pub mod version;
 
