@@ -219,6 +219,41 @@ impl Git {
         Some(commit.id.to_string())
     }
 
+    /// A commit with no parent and the empty tree, by `name <email>` as
+    /// author and committer (no identity needs to be configured): what
+    /// the origin lock is made of (docs/releases.md, "The merge queue").
+    /// Written in this process through gix, else by `git mktree` and
+    /// `git commit-tree`.
+    pub fn root_commit_as(&self, name: &str, email: &str, message: &str) -> Result<String> {
+        if let Some(id) = self.gix().and_then(|repo| {
+            let tree = repo.write_object(gix::objs::Tree::empty()).ok()?;
+            let sig = gix::actor::Signature {
+                name: name.into(),
+                email: email.into(),
+                time: gix::date::Time::now_local_or_utc(),
+            };
+            let mut buf = gix::date::parse::TimeBuf::default();
+            let sig = sig.to_ref(&mut buf);
+            let commit = repo
+                .new_commit_as(sig, sig, message, tree, None::<gix::ObjectId>)
+                .ok()?;
+            Some(commit.id.to_string())
+        }) {
+            return Ok(id);
+        }
+        let tree = self.run_stdin(&["mktree"], b"", &[])?;
+        self.run_stdin(
+            &["commit-tree", &tree, "-F", "-"],
+            message.as_bytes(),
+            &[
+                ("GIT_AUTHOR_NAME", name),
+                ("GIT_AUTHOR_EMAIL", email),
+                ("GIT_COMMITTER_NAME", name),
+                ("GIT_COMMITTER_EMAIL", email),
+            ],
+        )
+    }
+
     /// Runs `git merge ARGS`. On failure, the conflicting files (the merge
     /// is then in progress) or, when it did not even start, git's message.
     pub fn merge(&self, args: &[&str], env: &[(&str, &str)]) -> Result<Result<(), MergeFailure>> {
@@ -608,6 +643,30 @@ mod tests {
         assert_eq!(first_lines("fatal: no\nhint: try\n", "x"), "fatal: no");
         assert_eq!(first_lines("  ", "out\n"), "out");
         assert_eq!(first_lines("", ""), "no message");
+    }
+
+    #[test]
+    fn root_commit_as_is_a_parentless_commit_of_the_empty_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let git = Git::new(tmp.path()).unwrap();
+        git.run_env(&["init", "-q", "-b", "ho-prod"], &crate::git::TEST_ENV)
+            .unwrap();
+        let id = git
+            .root_commit_as("git-hop", "git-hop@localhost", "[hop] lock\n\nowner: a@b\n")
+            .unwrap();
+        let text = git.run(&["cat-file", "-p", &id]).unwrap();
+        assert!(
+            text.starts_with(
+                "tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor git-hop <git-hop@localhost> "
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("parent "), "{text}");
+        assert!(text.ends_with("[hop] lock\n\nowner: a@b"), "{text}");
+        // The tree is in the object database (a push sends it).
+        git.run(&["cat-file", "-e", "4b825dc642cb6eb9a060e54bf8d69288fbee4904"])
+            .unwrap();
+        git.run(&["fsck", "--no-dangling"]).unwrap();
     }
 
     #[test]

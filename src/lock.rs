@@ -124,17 +124,7 @@ fn owner() -> String {
 /// A lock commit: no parent, the empty tree, the holder in its message
 /// (and git-hop as its author, so that no identity needs to be set up).
 fn lock_commit(git: &Git, holder: &Holder, version: &str) -> Result<String> {
-    let tree = git.run_stdin(&["mktree"], b"", &[])?;
-    git.run_stdin(
-        &["commit-tree", &tree, "-F", "-"],
-        holder.message(version).as_bytes(),
-        &[
-            ("GIT_AUTHOR_NAME", "git-hop"),
-            ("GIT_AUTHOR_EMAIL", "git-hop@localhost"),
-            ("GIT_COMMITTER_NAME", "git-hop"),
-            ("GIT_COMMITTER_EMAIL", "git-hop@localhost"),
-        ],
-    )
+    git.root_commit_as("git-hop", "git-hop@localhost", &holder.message(version))
 }
 
 /// The holder of the lock `oid` on origin (its commit fetched when this
