@@ -22,6 +22,7 @@ pub mod owner;
 pub mod patch_dir;
 pub mod patch_id;
 pub mod preconditions;
+pub mod preview;
 pub mod project;
 pub mod publish;
 pub mod rebuild;

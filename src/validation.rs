@@ -83,7 +83,7 @@ impl Worktree {
     /// A kept worktree back to exactly `commit`: tracked files as
     /// committed, nothing else (what an earlier run left, tests' output
     /// and ignored files included, is removed).
-    fn reset(&self, commit: &str) -> Result<()> {
+    pub fn reset(&self, commit: &str) -> Result<()> {
         // An interrupted merge leaves MERGE_HEAD: checkout -f ends it.
         self.git
             .run(&["checkout", "-q", "-f", "--detach", commit])?;

@@ -14,6 +14,7 @@ mod test_lock;
 mod test_man;
 mod test_patch_flow;
 mod test_patch_rules;
+mod test_preview;
 mod test_production;
 mod test_release;
 mod test_seed;

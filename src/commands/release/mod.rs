@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use crate::error::Result;
 
 pub mod abandon;
+pub mod apply;
 pub mod clone;
 pub mod completions;
 pub mod db;
@@ -46,6 +47,7 @@ pub enum Command {
     New(new::Args),
     Promote(promote::Args),
     Hotfix(hotfix::Args),
+    Apply(apply::Args),
     Abandon(abandon::Args),
     Sync(sync::Args),
     Unlock(unlock::Args),
@@ -70,6 +72,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::New(a) => new::run(a),
         Command::Promote(a) => promote::run(a),
         Command::Hotfix(a) => hotfix::run(a),
+        Command::Apply(a) => apply::run(a),
         Command::Abandon(a) => abandon::run(a),
         Command::Sync(a) => sync::run(a),
         Command::Unlock(a) => unlock::run(a),

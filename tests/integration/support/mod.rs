@@ -392,3 +392,21 @@ impl Drop for Project {
         pg::server().drop_db(&self.db);
     }
 }
+
+/// In clone `dir`: creates patch `id` in release `version` from the
+/// release branch as origin has it, writes `files` (paths relative to the
+/// clone), applies, commits and pushes the patch branch; stays on it.
+pub fn patch_with(env: &TestEnv, dir: &str, version: &str, id: &str, files: &[(&str, &str)]) {
+    env.git(dir, &["switch", "-q", &format!("ho-release/{version}")])
+        .ok();
+    env.git(dir, &["pull", "-q", "--ff-only"]).ok();
+    env.patch(dir, &["create", id]).ok();
+    for (rel, text) in files {
+        write(env, dir, rel, text);
+    }
+    env.patch(dir, &["apply"]).ok();
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", id]).ok();
+    env.git(dir, &["push", "-q", "origin", &format!("ho-patch/{id}")])
+        .ok();
+}
