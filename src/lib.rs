@@ -10,6 +10,7 @@ pub mod commands;
 pub mod confirm;
 pub mod db;
 pub mod driver;
+pub mod dump;
 pub mod error;
 pub mod generate;
 pub mod git;

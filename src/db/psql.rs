@@ -64,11 +64,7 @@ impl Client {
         if let Some(dir) = cwd {
             cmd = cmd.dir(dir);
         }
-        let name = self
-            .bin
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = self.name();
         let out = cmd
             .run()
             .map_err(|e| Error::new(format!("could not run {}: {e}", self.bin.display())))?;
@@ -82,6 +78,97 @@ impl Client {
                 error_lines(&stderr)
             )))
         }
+    }
+
+    /// Runs the program with `args` and hands each line it prints (without
+    /// its newline) to `line`, as it comes: for outputs too large to hold
+    /// (a dump turned into SQL). A failure returns the program's error lines.
+    pub fn each_line(&self, args: &[&str], mut line: impl FnMut(&[u8])) -> Result<()> {
+        use std::io::BufRead;
+        let errors = tempfile::NamedTempFile::new()
+            .map_err(|e| Error::new(format!("cannot create a temporary file: {e}")))?;
+        let reader = self
+            .expression(args)
+            .stdin_null()
+            .stderr_path(errors.path())
+            .reader()
+            .map_err(|e| Error::new(format!("could not run {}: {e}", self.bin.display())))?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
+        let mut buf = Vec::new();
+        let failed = loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) => break None,
+                Ok(_) => {
+                    if buf.last() == Some(&b'\n') {
+                        buf.pop();
+                    }
+                    line(&buf);
+                }
+                Err(e) => break Some(e),
+            }
+        };
+        match failed {
+            None => Ok(()),
+            Some(e) => {
+                let stderr = std::fs::read_to_string(errors.path()).unwrap_or_default();
+                let why = if stderr.trim().is_empty() {
+                    e.to_string()
+                } else {
+                    error_lines(&stderr)
+                };
+                Err(Error::new(format!("{} failed: {why}", self.name())))
+            }
+        }
+    }
+
+    /// Runs the program with `args`, its stdin fed by `write` (from another
+    /// thread, through a pipe: nothing is held in memory whole). A failure
+    /// of the program returns its error lines; one of `write`, its error.
+    pub fn run_fed(
+        &self,
+        args: &[&str],
+        write: impl FnOnce(&mut std::io::PipeWriter) -> std::io::Result<()> + Send + 'static,
+    ) -> Result<Output> {
+        let (reader, mut writer) =
+            std::io::pipe().map_err(|e| Error::new(format!("cannot create a pipe: {e}")))?;
+        let feeder = std::thread::spawn(move || {
+            let r = write(&mut writer);
+            drop(writer);
+            r
+        });
+        let out = self
+            .expression(args)
+            .stdin_file(reader)
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run();
+        let fed = feeder
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the feeding thread panicked")));
+        let out =
+            out.map_err(|e| Error::new(format!("could not run {}: {e}", self.bin.display())))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            return Err(Error::new(format!(
+                "{} failed: {}",
+                self.name(),
+                error_lines(&stderr)
+            )));
+        }
+        // The program may stop reading early only by failing: a write error
+        // with a successful program is the input's own failure.
+        fed.map_err(|e| Error::new(format!("cannot feed {}: {e}", self.name())))?;
+        Ok(Output { stdout, stderr })
+    }
+
+    fn name(&self) -> String {
+        self.bin
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// Runs one SQL file with ON_ERROR_STOP, in one transaction when asked.

@@ -38,6 +38,9 @@ pub fn patch_order(file: &PatchesFile, current: Option<&PatchId>) -> Result<Vec<
 /// patches.
 pub enum Start<'a> {
     Replay,
+    /// From a dump of the production database instead of the schema
+    /// snapshot (`apply --from-dump`, docs/patches.md).
+    Dump(&'a crate::dump::Dump),
     Templates {
         cache: &'a template::Cache,
         staged: usize,
@@ -78,6 +81,9 @@ pub fn rebuild(
     }
     // Every folder read and checked once, before the database is touched.
     let checked = runner::check(&to_run, root)?;
+    if let Start::Dump(dump) = &start {
+        dump.check_version(&production)?;
+    }
     db.ensure_server()?;
     if let Start::Templates { cache, staged } = start {
         let head = template::cacheable(&checked, staged);
@@ -105,13 +111,24 @@ pub fn rebuild(
     // CREATEDB (docs/engine.md).
     db.recreate()?;
     let started = std::time::Instant::now();
-    snapshot::load(&db.params, root, &production)?;
-    let _ = writeln!(
-        out,
-        "database {}: production snapshot {production} loaded ({} ms)",
-        db.name(),
-        started.elapsed().as_millis()
-    );
+    if let Start::Dump(dump) = &start {
+        dump.restore(&db.params)?;
+        let _ = writeln!(
+            out,
+            "database {}: dump {} restored (production {production}, {} ms)",
+            db.name(),
+            dump.path.display(),
+            started.elapsed().as_millis()
+        );
+    } else {
+        snapshot::load(&db.params, root, &production)?;
+        let _ = writeln!(
+            out,
+            "database {}: production snapshot {production} loaded ({} ms)",
+            db.name(),
+            started.elapsed().as_millis()
+        );
+    }
     runner::run_checked(
         &db.params,
         release,

@@ -7,6 +7,7 @@ mod test_connection;
 mod test_embedded;
 mod test_env;
 mod test_errors;
+mod test_from_dump;
 mod test_hooks;
 mod test_housekeeping;
 mod test_init_clone;

@@ -13,9 +13,16 @@ use crate::rebuild;
 /// Rebuild the working database: production snapshot, then the release's
 /// staged patches and this patch in TOML order; then regenerate code and
 /// load the seed data of .hop/seed/.
-/// The work tree may hold uncommitted changes.
+/// The work tree may hold uncommitted changes. With --from-dump, start from a
+/// pg_dump of the production database instead of the schema snapshot, to
+/// try data migrations on real data
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Start from this pg_dump (custom format or plain SQL) of a database at
+    /// the production version instead of the schema snapshot; the seed data
+    /// is then left out
+    #[arg(long, value_name = "FILE")]
+    pub from_dump: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub db: DbArgs,
 }
@@ -28,6 +35,11 @@ pub fn run(args: Args) -> Result<()> {
     let order = rebuild::patch_order(&file, Some(&id))?;
     // Checked before the database is touched, like the patches.
     let seed = crate::seed::Seed::of(&project.root)?;
+    let dump = args
+        .from_dump
+        .as_deref()
+        .map(crate::dump::Dump::open)
+        .transpose()?;
     let db = project.database(&args.db.options(None))?;
     println!(
         "rebuilding {} for release {version}: {}",
@@ -38,12 +50,13 @@ pub fn run(args: Args) -> Result<()> {
     let conf_dir = crate::generate::working_config_dir(&project.state_dir());
     let env = crate::generate::environment(&conf_dir, &project.root, &project.config, &db)?;
     let cache = project.templates();
-    let start = match &cache {
-        Some(cache) => rebuild::Start::Templates {
+    let start = match (&dump, &cache) {
+        (Some(dump), _) => rebuild::Start::Dump(dump),
+        (None, Some(cache)) => rebuild::Start::Templates {
             cache,
             staged: file.staged().len(),
         },
-        None => rebuild::Start::Replay,
+        (None, None) => rebuild::Start::Replay,
     };
     let report = rebuild::rebuild(
         &db,
@@ -56,8 +69,12 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     let generated = crate::generate::regenerate(&project.root, &project.config, &db)?;
     println!("{}", crate::generate::summary(&generated));
-    if let Some(seed) = &seed {
-        seed.run(&db, &version, env, &mut out)?;
+    match (&seed, &dump) {
+        (Some(_), Some(_)) => {
+            println!("seed data left out: the database holds the dump's data")
+        }
+        (Some(seed), None) => seed.run(&db, &version, env, &mut out)?,
+        (None, _) => {}
     }
     println!(
         "half_orm config for this database: export HALFORM_CONF_DIR={}",
