@@ -81,6 +81,10 @@ pub struct Column {
     pub identity: Option<String>,
     /// The expression of a generated (stored) column.
     pub generated: Option<String>,
+    /// The type's own name (`pg_type.typname`: `int4`, `_text` for
+    /// `text[]`, `mood`), the key half_orm maps Python types by.
+    #[serde(default)]
+    pub type_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,8 +117,10 @@ fn columns_query() -> String {
     format!(
         "SELECT a.attrelid, a.attnum, a.attname::text,
        pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text
+       pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text,
+       t.typname::text
 FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -234,6 +240,7 @@ pub(crate) fn introspect_with(
                         _ => None,
                     },
                     generated: if is_generated { default } else { None },
+                    type_name: row.try_get(8)?,
                 },
             ))
         };

@@ -13,7 +13,8 @@
 //! ```text
 //! pkg/__init__.py                          MODEL = Model('<config>', scope=__name__)
 //! pkg/<schema>/__init__.py                 the schema's docstring (nothing per relation)
-//! pkg/<schema>/<relation>.py               class CamelCase(MODEL.get_relation_class('"schema"."relation"'))
+//! pkg/<schema>/<relation>.py               SchemaRelationDict, BC_SchemaRelation (typed.rs),
+//!                                          class CamelCase(BC_SchemaRelation)
 //! tests/<schema>/<relation>/test_<schema>_<relation>.py    created once
 //! ```
 
@@ -21,6 +22,7 @@ pub mod introspect;
 pub mod names;
 pub mod python;
 pub mod regions;
+pub mod typed;
 
 #[cfg(test)]
 mod tests;
@@ -228,6 +230,18 @@ pub fn generate(
             python::render_schema_init(schema, &r[0])
         })?;
     }
+    let targets: typed::Targets = placements
+        .iter()
+        .map(|p| {
+            (
+                (p.relation.schema.clone(), p.relation.name.clone()),
+                (
+                    format!("{package}.{}.{}", p.schema_dir, p.module),
+                    p.class.clone(),
+                ),
+            )
+        })
+        .collect();
     let mut tests: Vec<Planned> = Vec::new();
     for p in &placements {
         let ctx = ModuleCtx {
@@ -236,6 +250,7 @@ pub fn generate(
             module: &p.module,
             class: &p.class,
             relation: p.relation,
+            targets: &targets,
         };
         add(
             pkg.join(&p.schema_dir).join(format!("{}.py", p.module)),

@@ -8,6 +8,7 @@
 use super::introspect::{Relation, RelationKind};
 use super::names;
 use super::regions::{BEGIN, END};
+use super::typed;
 
 /// Every file the generator owns starts with this; a file that does not is
 /// never deleted.
@@ -122,10 +123,12 @@ pub struct ModuleCtx<'a> {
     pub module: &'a str,
     pub class: &'a str,
     pub relation: &'a Relation,
+    /// Every relation's module and class, for foreign-key annotations.
+    pub targets: &'a typed::Targets,
 }
 
 impl ModuleCtx<'_> {
-    fn dotted(&self) -> String {
+    pub fn dotted(&self) -> String {
         format!("{}.{}.{}", self.package, self.schema_dir, self.module)
     }
 }
@@ -215,23 +218,36 @@ pub fn render_module(ctx: &ModuleCtx, regions: [&str; 3]) -> String {
         format!(", fields_aliases={{{}}}", items.join(", "))
     };
     let [module_code, class_attrs, class_body] = regions;
+    let typing = typed::Typing::for_class(ctx.class);
+    let type_imports: String = typed::imports(rel)
+        .iter()
+        .map(|m| format!("import {m}\n"))
+        .collect();
+    let base = format!("MODEL.get_relation_class({}{aliases_arg})", py_str(&qrn));
+    let own = (ctx.dotted(), ctx.class.to_string());
+    let bc_name = format!("BC_{}", typed::full_name(&rel.schema, &rel.name));
     format!(
         "{HEADER}
 \"\"\"The module {dotted} holds the class {class} of the {kind} {qrn_doc}.
 
 {WARNING}
 \"\"\"
+import typing
+{typing_import}{type_imports}
 from half_orm.model import register
 
 from {package} import MODEL
+
+{typed_part}
 
 {BEGIN}
 {module_code}{END}
 
 
 @register
-class {class}(MODEL.get_relation_class({qrn_lit}{aliases_arg})):
+class {class}({bc}):
 {doc}
+{init}
     {BEGIN}
 {class_attrs}    {END}
 {class_body}",
@@ -240,8 +256,11 @@ class {class}(MODEL.get_relation_class({qrn_lit}{aliases_arg})):
         kind = rel.kind.describe(),
         qrn_doc = doc_text(&qrn),
         package = ctx.package,
-        qrn_lit = py_str(&qrn),
+        typing_import = typing.import_line(),
+        typed_part = typed::render_typed(rel, &base, &aliases, ctx.class, &own, ctx.targets),
+        bc = bc_name,
         doc = docstring(rel, &aliases),
+        init = typed::render_init(rel),
     )
 }
 
@@ -259,7 +278,7 @@ MODEL connects through the half_orm config file $HALFORM_CONF_DIR/{config_doc}
 \"\"\"
 from half_orm.model import Model
 
-MODEL = Model({config_lit}, scope=__name__)
+MODEL = Model({config_lit}, scope=__name__)  # type: ignore[arg-type]
 
 {BEGIN}
 {tail}",

@@ -56,6 +56,7 @@ impl Pg {
 
 // ---------------------------------------------------------------- Python
 
+#[allow(dead_code)] // the integration tests use all of it
 #[path = "../../tests/common/venv.rs"]
 mod venv;
 use venv::venv_python;
@@ -150,6 +151,7 @@ fn col(name: &str, ty: &str) -> Column {
         default: None,
         identity: None,
         generated: None,
+        type_name: ty.into(),
     }
 }
 
@@ -234,11 +236,13 @@ fn awkward_names_give_distinct_compilable_modules() {
     assert!(root.path().join(&init).exists(), "{files:#?}");
     let users = read(root.path(), "pkg/public/users.py");
     assert!(
-        users.contains("class Users(MODEL.get_relation_class('\"public\".\"users\"')):"),
+        users.contains("    _HoBase = MODEL.get_relation_class('\"public\".\"users\"')\n")
+            && users.contains("class Users(BC_PublicUsers):"),
         "{users}"
     );
     let weird = read(root.path(), "pkg/public/class_.py");
-    assert!(weird.contains("class Class(MODEL.get_relation_class('\"public\".\"class\"', fields_aliases={'class': 'class__', '2nd': '_2nd', 'my col': 'my_col', 'a\"b': 'a_b'})):"), "{weird}");
+    assert!(weird.contains("    _HoBase = MODEL.get_relation_class('\"public\".\"class\"', fields_aliases={'class': 'class__', '2nd': '_2nd', 'my col': 'my_col', 'a\"b': 'a_b'})\n"), "{weird}");
+    assert!(weird.contains("class Class(BC_PublicClass):"), "{weird}");
     assert!(read(root.path(), "pkg/public/none.py").contains("class None_("));
     assert_eq!(report.written.len(), files.len());
     // Every name still compiles, docstrings included.

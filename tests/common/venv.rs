@@ -10,54 +10,70 @@ use std::sync::OnceLock;
 /// The pinned half_orm release the generated code is checked against.
 pub const HALF_ORM: &str = "half-orm==1.1.0";
 
+/// half-orm-dev, whose generated code git-hop's is compared with, and the
+/// type checker the generated package is checked with.
+pub const HALF_ORM_DEV: &str = "half-orm-dev==1.1.0a1";
+pub const MYPY: &str = "mypy==2.4.1";
+
 /// `<target>/hop-python/<pinned>`: a venv with half-orm and pytest, made
 /// once (in a temporary folder renamed into place, so concurrent test runs
 /// never see half a venv) and reused by later runs.
 pub fn venv_python() -> PathBuf {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| make(&HALF_ORM.replace("==", "-"), &[HALF_ORM, "pytest"]))
+        .clone()
+}
+
+/// A venv with half-orm-dev 1.1.0a1 (and the half-orm it runs on) and mypy.
+pub fn dev_venv_python() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let target = exe.ancestors().nth(3).unwrap().to_path_buf(); // target/debug/deps/x
-        let base = target.join("hop-python");
-        let venv = base.join(HALF_ORM.replace("==", "-"));
-        let python = venv.join("bin/python");
-        if venv.join("ok").exists() {
-            return python;
-        }
-        std::fs::create_dir_all(&base).unwrap();
-        let tmp = base.join(format!("tmp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        let started = std::time::Instant::now();
-        let st = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&tmp)
-            .status()
-            .unwrap();
-        assert!(st.success(), "python3 -m venv failed");
-        let out = Command::new(tmp.join("bin/python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "-q",
-                HALF_ORM,
-                "pytest",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pip install failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(tmp.join("ok"), format!("{:?}\n", started.elapsed())).unwrap();
-        if std::fs::rename(&tmp, &venv).is_err() {
-            // Another run won the race; use its venv.
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        eprintln!("venv for {HALF_ORM} made in {:?}", started.elapsed());
-        python
+        make(
+            &format!(
+                "{}-{}",
+                HALF_ORM_DEV.replace("==", "-"),
+                MYPY.replace("==", "-")
+            ),
+            &[HALF_ORM_DEV, HALF_ORM, MYPY],
+        )
     })
     .clone()
+}
+
+fn make(name: &str, packages: &[&str]) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap().to_path_buf(); // target/debug/deps/x
+    let base = target.join("hop-python");
+    let venv = base.join(name);
+    let python = venv.join("bin/python");
+    if venv.join("ok").exists() {
+        return python;
+    }
+    std::fs::create_dir_all(&base).unwrap();
+    let tmp = base.join(format!("tmp-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let started = std::time::Instant::now();
+    let st = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&tmp)
+        .status()
+        .unwrap();
+    assert!(st.success(), "python3 -m venv failed");
+    let out = Command::new(tmp.join("bin/python"))
+        .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
+        .args(packages)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pip install failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(tmp.join("ok"), format!("{:?}\n", started.elapsed())).unwrap();
+    if std::fs::rename(&tmp, &venv).is_err() {
+        // Another run won the race; use its venv.
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    eprintln!("venv {name} made in {:?}", started.elapsed());
+    python
 }
