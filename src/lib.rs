@@ -15,6 +15,7 @@ pub mod error;
 pub mod generate;
 pub mod git;
 pub mod hooks;
+pub mod import;
 pub mod lock;
 pub mod lock_file;
 pub mod man;

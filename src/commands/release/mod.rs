@@ -15,6 +15,7 @@ pub mod generate;
 pub mod hook;
 pub mod hooks;
 pub mod hotfix;
+pub mod import;
 pub mod init;
 pub mod new;
 pub mod promote;
@@ -49,6 +50,7 @@ pub enum Command {
     Hotfix(hotfix::Args),
     Apply(apply::Args),
     Abandon(abandon::Args),
+    Import(import::Args),
     Sync(sync::Args),
     Unlock(unlock::Args),
     Update(update::Args),
@@ -74,6 +76,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Hotfix(a) => hotfix::run(a),
         Command::Apply(a) => apply::run(a),
         Command::Abandon(a) => abandon::run(a),
+        Command::Import(a) => import::run(a),
         Command::Sync(a) => sync::run(a),
         Command::Unlock(a) => unlock::run(a),
         Command::Update(a) => update::run(a),

@@ -378,7 +378,7 @@ impl ConnParams {
 }
 
 /// Quotes a conninfo value when it needs it.
-fn quote_conninfo(v: &str) -> String {
+pub fn quote_conninfo(v: &str) -> String {
     if !v.is_empty()
         && !v
             .chars()
