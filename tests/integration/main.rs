@@ -10,6 +10,7 @@ mod test_errors;
 mod test_from_dump;
 mod test_hooks;
 mod test_housekeeping;
+mod test_import;
 mod test_init_clone;
 mod test_lock;
 mod test_man;
