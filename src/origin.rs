@@ -92,6 +92,24 @@ impl Origin {
             .map_err(|e| self.unreachable(e))
     }
 
+    /// [`Origin::fetch`] with this clone's hooks off: half-orm-dev's
+    /// production hooks refuse every ref update, a fetch's included, and
+    /// `import` must fetch before it replaces them (docs/import.md).
+    pub fn fetch_without_hooks(&self) -> Result<()> {
+        self.git
+            .run(&[
+                "-c",
+                "core.hooksPath=/dev/null",
+                "fetch",
+                "-q",
+                "--prune",
+                "--tags",
+                REMOTE,
+            ])
+            .map(|_| ())
+            .map_err(|e| self.unreachable(e))
+    }
+
     /// Origin's refs matching `patterns` (full names → commit ids).
     pub fn ls_remote(&self, patterns: &[&str]) -> Result<BTreeMap<String, String>> {
         let mut args = vec!["ls-remote", REMOTE];

@@ -265,7 +265,9 @@ class {class}({bc}):
 }
 
 /// The package's `__init__.py`: `MODEL`, connected through the half_orm
-/// config file `$HALFORM_CONF_DIR/<config_name>`. `tail` is the user's code.
+/// config file `$HALFORM_CONF_DIR/<config_name>`, and half-orm-dev's
+/// `aconnect`/`adisconnect` for async code (its generated tests' conftest
+/// imports them). `tail` is the user's code.
 pub fn render_package_init(package: &str, config_name: &str, tail: &str) -> String {
     format!(
         "{HEADER}
@@ -279,6 +281,17 @@ MODEL connects through the half_orm config file $HALFORM_CONF_DIR/{config_doc}
 from half_orm.model import Model
 
 MODEL = Model({config_lit}, scope=__name__)  # type: ignore[arg-type]
+
+
+async def aconnect() -> None:
+    \"\"\"Opens MODEL's async connection pool (once, at start-up, in a running
+    event loop).\"\"\"
+    await MODEL.aconnect()
+
+
+async def adisconnect() -> None:
+    \"\"\"Closes MODEL's async connection pool (at shutdown).\"\"\"
+    await MODEL.adisconnect()
 
 {BEGIN}
 {tail}",

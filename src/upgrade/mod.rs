@@ -36,6 +36,11 @@ pub struct Pending {
     pub tag: String,
     /// The commit the tag points at.
     pub commit: String,
+    /// Where its release file and patch folders are read: the tag's
+    /// commit, or for a release half-orm-dev made before the project was
+    /// imported (its tag holds half-orm-dev's layout), the production
+    /// branch, where the import converted them (docs/import.md).
+    pub source: String,
     /// Its patches in application order (from `V.txt` at the tag).
     pub patches: Vec<PatchId>,
 }
@@ -106,7 +111,8 @@ pub fn pending(project: &Project, from: &Version, to: Option<&Version>) -> Resul
             Error::new(format!("tag {tag} does not name a commit")).hint("git fetch --tags origin")
         })?;
         let rel = format!(".hop/releases/{v}.txt");
-        let text = project.repo.file_at(&commit, &rel).ok_or_else(|| {
+        let source = imported_at(project, &commit)?.unwrap_or_else(|| commit.clone());
+        let text = project.repo.file_at(&source, &rel).ok_or_else(|| {
             Error::new(format!("tag {tag} has no {rel}"))
                 .hint("a production version lists its patches in .hop/releases/X.Y.Z.txt; the tag is not a git-hop release")
         })?;
@@ -116,10 +122,51 @@ pub fn pending(project: &Project, from: &Version, to: Option<&Version>) -> Resul
             version: v,
             tag,
             commit,
+            source,
             patches,
         });
     }
     Ok(out)
+}
+
+/// For a release half-orm-dev made before the project was imported (the
+/// tree at its tag, `tagged`, is half-orm-dev's, not git-hop's): the
+/// import's commit on the production branch, which holds that release's
+/// files converted (docs/import.md). `None` for a release of git-hop's.
+pub fn imported_at(project: &Project, tagged: &str) -> Result<Option<String>> {
+    if is_git_hops(project, tagged) {
+        return Ok(None);
+    }
+    let (_, prod) = production_ref(project)?;
+    let path = project.git.run(&[
+        "rev-list",
+        "--reverse",
+        "--first-parent",
+        "--ancestry-path",
+        &format!("{tagged}..{prod}"),
+    ])?;
+    Ok(path
+        .lines()
+        .find(|c| is_git_hops(project, c))
+        .map(str::to_string))
+}
+
+/// Whether the tree of `commit` is a git-hop project's.
+fn is_git_hops(project: &Project, commit: &str) -> bool {
+    let config = crate::settings::CONFIG_PATH;
+    project.repo.file_at(commit, config).is_some_and(|t| {
+        crate::settings::ProjectConfig::parse(Path::new(config), &String::from_utf8_lossy(&t))
+            .is_ok()
+    })
+}
+
+/// The commit holding version `v`'s git-hop files: its tag's, or the
+/// import's for a release half-orm-dev made ([`imported_at`]).
+pub fn release_files_commit(project: &Project, v: &Version) -> Result<Option<String>> {
+    let Some(tagged) = project.git.rev_parse(&v.tag_name())? else {
+        return Ok(None);
+    };
+    Ok(Some(imported_at(project, &tagged)?.unwrap_or(tagged)))
 }
 
 /// Extracts the patch folders of `pending` from their tags into `dest`
@@ -136,7 +183,7 @@ pub fn extract(project: &Project, pending: &[Pending], dest: &Path) -> Result<Ve
                 "archive".into(),
                 "--format=tar".into(),
                 format!("--output={}", tar.display()),
-                p.commit.clone(),
+                p.source.clone(),
                 "--".into(),
             ];
             args.extend(p.patches.iter().map(|id| format!("Patches/{id}")));
@@ -203,7 +250,7 @@ pub fn extract(project: &Project, pending: &[Pending], dest: &Path) -> Result<Ve
 /// The normalized schema snapshot of production version `v`, read at its tag.
 pub fn expected_schema(project: &Project, v: &Version) -> Result<String> {
     let tag = v.tag_name();
-    let commit = project.git.rev_parse(&tag)?.ok_or_else(|| {
+    let commit = release_files_commit(project, v)?.ok_or_else(|| {
         Error::new(format!(
             "the database's version {v} has no tag {tag}: it is not a production version of this project"
         ))

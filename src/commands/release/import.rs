@@ -4,7 +4,7 @@
 use crate::commands::db_args::DbArgs;
 use crate::error::{Error, Result};
 use crate::git::Git;
-use crate::import::Plan;
+use crate::import::{Follow, Plan};
 
 /// Convert a half-orm-dev project into a git-hop project
 ///
@@ -13,7 +13,11 @@ use crate::import::Plan;
 /// git-hop's formats, its hotfix tags (.postN) as -hotfixN and its patch
 /// number tags as reservations, regenerate the code, and push all of it to
 /// origin as one atomic change; then convert this clone's database. With
-/// --dry-run, show the plan and change nothing
+/// --dry-run, show the plan and change nothing. In a clone of a project
+/// that another clone imported (a production server, say), bring this
+/// clone over: ho-prod moved to origin's, half-orm-dev's branches, tags and
+/// hooks gone, the database converted; run again, it resumes an import
+/// that was stopped
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Show what the import would change, and change nothing
@@ -27,6 +31,39 @@ pub fn run(args: Args) -> Result<()> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::new(format!("cannot read the current directory: {e}")))?;
     let git = Git::new(&cwd)?;
+    // Another clone imported the project (or this clone's import stopped
+    // after its push): this clone catches up.
+    if let Some(follow) = Follow::read(&git)? {
+        let git = git.at(&follow.root);
+        println!(
+            "{} the half-orm-dev clone in {}:",
+            if args.dry_run {
+                "would bring over"
+            } else {
+                "bringing over"
+            },
+            follow.root.display()
+        );
+        for line in follow.describe() {
+            println!("  {line}");
+        }
+        if args.dry_run {
+            println!("\ndry run: nothing was changed");
+            return Ok(());
+        }
+        follow.apply(&git, &args.db.options(None), &mut std::io::stdout())?;
+        println!(
+            "\nimported: this clone of {} is git-hop's (origin's production is {})\n\nnext steps:\n  {}",
+            follow.legacy.package,
+            follow.production,
+            if follow.legacy.production {
+                "git hop-release upgrade        # the releases made since half-orm-dev's last upgrade"
+            } else {
+                "git hop-release status"
+            }
+        );
+        return Ok(());
+    }
     let plan = Plan::read(&git)?;
     let git = git.at(&plan.root);
     println!(

@@ -13,11 +13,17 @@ use crate::db::database::{Database, DbOptions};
 use crate::db::temp::TempDatabase;
 use crate::error::{Error, Result};
 use crate::git::{Git, Repo};
-use crate::origin::{Origin, REMOTE, RefUpdate, patch_reservation};
+use crate::origin::{Origin, RefUpdate, patch_reservation};
 use crate::patch_id::PatchId;
 use crate::project::PROD_BRANCH;
-use crate::settings::{CloneSettings, ProjectConfig};
+use crate::settings::ProjectConfig;
 use crate::version::Version;
+
+mod follow;
+mod legacy;
+
+pub use follow::Follow;
+pub use legacy::{HALFORM_CONF_DIR, Legacy, legacy_version};
 
 /// half-orm-dev's metadata moves to this schema (its history kept); git-hop's
 /// own `half_orm_meta` tables take the releases it lists.
@@ -76,99 +82,6 @@ $hop$;
 ",
         install = crate::db::meta::INSTALL_SQL
     )
-}
-
-/// What half-orm-dev's `.hop/config` says.
-#[derive(Debug, Clone)]
-pub struct Legacy {
-    pub hop_version: String,
-    pub package: String,
-    pub db_name: String,
-    /// `host=… port=… user=…` of its `[database]` section (no password).
-    pub conninfo: Option<String>,
-    pub production: bool,
-    /// Its committed config held a password.
-    pub had_password: bool,
-}
-
-/// `[section]` / `key = value` lines.
-fn parse_ini(text: &str) -> BTreeMap<(String, String), String> {
-    let mut out = BTreeMap::new();
-    let mut section = String::new();
-    for line in text.lines() {
-        let l = line.trim();
-        if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
-            continue;
-        }
-        if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-            section = s.trim().to_string();
-        } else if let Some((k, v)) = l.split_once('=') {
-            out.insert(
-                (section.clone(), k.trim().to_string()),
-                v.trim().to_string(),
-            );
-        }
-    }
-    out
-}
-
-impl Legacy {
-    /// Reads `.hop/config`; an error when it is not half-orm-dev's.
-    pub fn read(root: &Path) -> Result<Legacy> {
-        let path = root.join(".hop/config");
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::io("cannot read", &path, e).hint(
-                "run git hop-release import in a half-orm-dev project (a clone with .hop/config)",
-            )
-        })?;
-        if ProjectConfig::parse(&path, &text).is_ok() {
-            return Err(Error::new(format!(
-                "{} is git-hop's already: this project is imported",
-                path.display()
-            ))
-            .hint("git hop-release status shows where it stands"));
-        }
-        let ini = parse_ini(&text);
-        let get = |s: &str, k: &str| {
-            ini.get(&(s.to_string(), k.to_string()))
-                .filter(|v| !v.is_empty())
-                .cloned()
-        };
-        let Some(package) = get("halfORM", "package_name") else {
-            return Err(Error::new(format!(
-                "{} is not a half-orm-dev config (no package_name in a [halfORM] section)",
-                path.display()
-            ))
-            .hint("run git hop-release import in a half-orm-dev project"));
-        };
-        let yes = |v: Option<String>| {
-            v.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
-        };
-        let mut conninfo = Vec::new();
-        for (k, key) in [("host", "host"), ("port", "port"), ("user", "user")] {
-            if let Some(v) = get("database", k) {
-                conninfo.push(format!("{key}={}", crate::db::conn::quote_conninfo(&v)));
-            }
-        }
-        Ok(Legacy {
-            hop_version: get("halfORM", "hop_version").unwrap_or_default(),
-            db_name: get("database", "name").unwrap_or_else(|| package.clone()),
-            package,
-            conninfo: (!conninfo.is_empty()).then(|| conninfo.join(" ")),
-            production: yes(get("database", "production")) || !yes(get("halfORM", "devel")),
-            had_password: get("database", "password").is_some(),
-        })
-    }
-}
-
-/// A half-orm-dev version name (`0.1.0`, `0.1.0-rc1`, `0.1.0.post1`) in
-/// git-hop's (`0.1.0-hotfix1`).
-pub fn legacy_version(name: &str) -> Option<Version> {
-    if let Some((base, n)) = name.split_once(".post") {
-        let n: u32 = n.parse().ok()?;
-        return format!("{base}-hotfix{n}").parse().ok();
-    }
-    name.parse().ok()
 }
 
 /// A ref change of the import.
@@ -235,7 +148,7 @@ impl Plan {
         let origin = Origin::of(git)?.ok_or_else(|| {
             Error::new("this clone has no origin").hint("git remote add origin <url>")
         })?;
-        origin.fetch()?;
+        origin.fetch_without_hooks()?;
         let head = git.head()?;
         let remote = origin.ls_remote(&[])?;
         if remote.get(&format!("refs/heads/{PROD_BRANCH}")) != Some(&head) {
@@ -482,23 +395,7 @@ impl Plan {
                 modules.push(rel);
             }
         }
-        // half-orm-dev's hooks.
-        let hooks_dir = crate::hooks::install::hooks_dir(git)?;
-        let hooks = [
-            "pre-commit",
-            "pre-push",
-            "prepare-commit-msg",
-            "reference-transaction",
-            "post-merge",
-            "post-checkout",
-        ]
-        .iter()
-        .map(|h| hooks_dir.join(h))
-        .filter(|p| {
-            std::fs::read_to_string(p)
-                .is_ok_and(|t| t.contains("Half-ORM") || t.contains("half_orm_dev"))
-        })
-        .collect();
+        let hooks = follow::legacy_hooks(git)?;
         Ok(Plan {
             root,
             legacy,
@@ -591,18 +488,7 @@ impl Plan {
         // The database the conversion builds on, and the clone's.
         let repo =
             Repo::discover(&self.root).ok_or_else(|| Error::new("the repository is gone"))?;
-        let mut clone = CloneSettings::read(&repo)?;
-        if clone.database_url.is_none() {
-            clone.database_url = self.legacy.conninfo.clone();
-        }
-        let working = Database::resolve(
-            db_opts,
-            &repo.common_dir(),
-            &clone,
-            Some(&self.legacy.db_name),
-            &self.legacy.package,
-        )?;
-        working.ensure_server()?;
+        let working = follow::database(&repo, &self.legacy, db_opts)?;
 
         // The new tree, in a worktree of its own.
         let wt_path = repo.common_dir().join("hop/tmp/import");
@@ -610,17 +496,14 @@ impl Plan {
         let _ = git.run(&["worktree", "prune"]);
         let p = wt_path.display().to_string();
         git.run(&["worktree", "add", "-q", "--detach", &p, &self.head])?;
-        let result = self.build_tree(git, &git.at(&wt_path), &wt_path, &working, out);
-        let commit = match result {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = git.run(&["worktree", "remove", "--force", &p]);
-                return Err(e.context("nothing was changed"));
-            }
-        };
+        let result = self.build_tree(&git.at(&wt_path), &wt_path, &working, out);
         let _ = git.run(&["worktree", "remove", "--force", &p]);
+        let commit = result.map_err(|e| e.context("nothing was changed"))?;
+        drop(working);
 
-        // One atomic push.
+        // One atomic push. Before it, what the clone was is recorded: once
+        // origin has the import, a stopped run is resumed from there.
+        follow::write_marker(&repo, &self.legacy)?;
         let origin = Origin::of(git)?.ok_or_else(|| Error::new("this clone has no origin"))?;
         let mut updates = vec![RefUpdate::update(
             format!("refs/heads/{PROD_BRANCH}"),
@@ -628,80 +511,40 @@ impl Plan {
             &self.head,
         )];
         updates.extend(self.refs.iter().map(|r| r.update.clone()));
-        origin
-            .push(&updates)
-            .map_err(|e| e.context("cannot publish the import; nothing was changed"))?;
+        if let Err(e) = origin.push(&updates) {
+            follow::remove_marker(&repo);
+            return Err(e.context("cannot publish the import; nothing was changed"));
+        }
         let _ = writeln!(
             out,
             "pushed the import to origin ({} ref changes)",
             updates.len()
         );
+        let _ = origin.fetch_without_hooks();
 
-        // This clone follows.
-        git.run(&["merge", "-q", "--ff-only", &commit])?;
-        for b in &self.local_branches {
-            let _ = git.run(&["branch", "-q", "-D", b]);
+        // This clone follows (the part that `import` resumes if stopped).
+        Follow {
+            root: self.root.clone(),
+            legacy: self.legacy.clone(),
+            target: commit,
+            production: self.production.clone(),
+            branches: self.local_branches.clone(),
+            tags: self
+                .refs
+                .iter()
+                .filter(|r| r.update.new.is_none())
+                .filter_map(|r| r.update.name.strip_prefix("refs/tags/").map(str::to_string))
+                .collect(),
+            hooks: self.hooks.clone(),
+            resumed: false,
         }
-        let tags: Vec<String> = self
-            .refs
-            .iter()
-            .filter(|r| r.update.new.is_none())
-            .filter_map(|r| r.update.name.strip_prefix("refs/tags/").map(str::to_string))
-            .collect();
-        for t in &tags {
-            let _ = git.run(&["tag", "-d", t]);
-        }
-        origin.fetch()?;
-        let _ = git.run(&["fetch", "-q", REMOTE, "+refs/hop/*:refs/hop/*"]);
-        if CloneSettings::read(&repo)?.database_url.is_none()
-            && let Some(c) = &self.legacy.conninfo
-        {
-            git.run(&["config", "hop.database.url", c])?;
-        }
-        if self.legacy.production {
-            git.run(&["config", "hop.production", "true"])?;
-        }
-        for h in &self.hooks {
-            let _ = std::fs::remove_file(h);
-        }
-        crate::hooks::install::install(git)?;
-
-        // The clone's database.
-        let mut client = working.connect()?;
-        if self.legacy.production {
-            let mut tx = client
-                .transaction()
-                .map_err(|e| crate::db::database::sql_error("cannot convert the metadata", e))?;
-            tx.batch_execute(&convert_metadata_sql())
-                .map_err(|e| crate::db::database::sql_error("cannot convert the metadata", e))?;
-            tx.commit()
-                .map_err(|e| crate::db::database::sql_error("cannot convert the metadata", e))?;
-            let _ = writeln!(
-                out,
-                "{}: half-orm-dev's metadata converted (its history kept in \"{LEGACY_SCHEMA}\")",
-                working.describe()
-            );
-        } else {
-            drop(client);
-            working.recreate()?;
-            crate::snapshot::load(&working.params, &self.root, &self.production)?;
-            let project = crate::project::Project::discover(&self.root)?;
-            crate::generate::write_working_config(&project, &working)?;
-            let _ = writeln!(
-                out,
-                "{}: rebuilt at {} from the new snapshot",
-                working.describe(),
-                self.production
-            );
-        }
-        Ok(())
+        .apply(git, db_opts, out)
     }
 
     /// Writes the converted tree into the worktree `wt` and commits it;
     /// returns the commit.
     fn build_tree(
         &self,
-        _main: &Git,
         wt: &Git,
         dir: &Path,
         working: &Database,
@@ -885,46 +728,6 @@ pub fn to_git_hop_layout(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn legacy_versions_become_git_hops() {
-        assert_eq!(
-            legacy_version("0.1.0.post2").unwrap().to_string(),
-            "0.1.0-hotfix2"
-        );
-        assert_eq!(
-            legacy_version("0.1.0-rc1").unwrap().to_string(),
-            "0.1.0-rc1"
-        );
-        assert_eq!(legacy_version("1.2.3").unwrap().to_string(), "1.2.3");
-        assert!(legacy_version("1.2").is_none());
-    }
-
-    #[test]
-    fn half_orm_dev_config_is_read_without_its_password() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join(".hop")).unwrap();
-        std::fs::write(
-            dir.path().join(".hop/config"),
-            "[halfORM]\nhop_version = 1.1.0-a1\ndevel = True\npackage_name = blog\n\n[database]\nname = blogdb\nuser = ann\npassword = secret\nhost = /run/pg\nport = 5432\nproduction = False\n",
-        )
-        .unwrap();
-        let l = Legacy::read(dir.path()).unwrap();
-        assert_eq!((l.package.as_str(), l.db_name.as_str()), ("blog", "blogdb"));
-        assert!(!l.production && l.had_password);
-        let c = l.conninfo.unwrap();
-        assert!(
-            c.contains("host=/run/pg") && c.contains("user=ann") && !c.contains("secret"),
-            "{c}"
-        );
-        std::fs::write(dir.path().join(".hop/config"), "[x]\na = 1\n").unwrap();
-        assert!(
-            Legacy::read(dir.path())
-                .unwrap_err()
-                .message
-                .contains("not a half-orm-dev config")
-        );
-    }
 
     #[test]
     fn modules_move_to_git_hops_layout_keeping_user_code() {
