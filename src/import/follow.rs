@@ -51,6 +51,12 @@ impl Follow {
         })?;
         let root = repo.workdir().to_path_buf();
         let marker = repo.common_dir().join(MARKER);
+        if repo.is_dirty()? {
+            return Err(
+                Error::new("the work tree has uncommitted changes; nothing was changed")
+                    .hint("commit or stash them (git stash -u), then git hop-release import"),
+            );
+        }
         let (legacy, resumed) = match Legacy::read(&root) {
             Ok(l) => (l, false),
             Err(e) if marker.is_dir() && e.message.contains("is git-hop's already") => {
@@ -74,12 +80,6 @@ impl Follow {
             let _ = std::fs::remove_dir_all(&marker);
             return Ok(None);
         }
-        if !resumed && repo.is_dirty()? {
-            return Err(
-                Error::new("the work tree has uncommitted changes; nothing was changed")
-                    .hint("commit or stash them (git stash -u), then git hop-release import"),
-            );
-        }
         let head = git.head()?;
         if !git.is_ancestor(&head, &target)? {
             return Err(Error::new(format!(
@@ -96,7 +96,10 @@ impl Follow {
             .hint(format!("save them elsewhere (git branch keep-mine {PROD_BRANCH}), then git branch -f {PROD_BRANCH} origin/{PROD_BRANCH} and git hop-release import")));
         }
         let link = git
-            .file_at(&target, &format!("{}/schema.sql", crate::snapshot::MODEL_DIR))
+            .file_at(
+                &target,
+                &format!("{}/schema.sql", crate::snapshot::MODEL_DIR),
+            )
             .unwrap_or_default();
         let production = link
             .trim()
@@ -113,7 +116,10 @@ impl Follow {
         let remote = origin.ls_remote(&[])?;
         let mut branches = Vec::new();
         for b in repo.local_branches() {
-            let legacy_name = b.strip_prefix("ho-prod-").and_then(legacy_version).is_some()
+            let legacy_name = b
+                .strip_prefix("ho-prod-")
+                .and_then(legacy_version)
+                .is_some()
                 || b.starts_with("ho-staged/")
                 || b.starts_with("ho-release/");
             if !legacy_name || remote.contains_key(&format!("refs/heads/{b}")) {
@@ -125,8 +131,17 @@ impl Follow {
             // half-orm-dev keeps a staged patch's branch, with a
             // bookkeeping commit of its own, once the patch is released.
             let released = b.strip_prefix("ho-staged/").is_some_and(|id| {
-                git.run(&["grep", "-q", "-x", "-F", id, &target, "--", ".hop/releases/"])
-                    .is_ok()
+                git.run(&[
+                    "grep",
+                    "-q",
+                    "-x",
+                    "-F",
+                    id,
+                    &target,
+                    "--",
+                    ".hop/releases/",
+                ])
+                .is_ok()
             });
             if released || git.is_ancestor(&oid, &target)? {
                 branches.push(b);
@@ -185,7 +200,10 @@ impl Follow {
         out.push(format!(
             "this clone's database: {} ({}){}",
             self.legacy.db_name,
-            self.legacy.conninfo.as_deref().unwrap_or("the default server"),
+            self.legacy
+                .conninfo
+                .as_deref()
+                .unwrap_or("the default server"),
             self.legacy
                 .conf_file
                 .as_ref()
@@ -249,7 +267,8 @@ impl Follow {
         if self.legacy.production {
             git.run(&["config", "hop.production", "true"])?;
         }
-        crate::hooks::install::install(git)?;
+        // A handle of its own: `git`'s cached config predates hop.production.
+        crate::hooks::install::install(&git.at(&self.root))?;
 
         // The clone's database.
         if self.legacy.production {

@@ -220,6 +220,9 @@ mod tests {
         assert_eq!(l.db_name, "blog_prod");
         assert!(l.production && !l.had_password);
         let c = l.conninfo.unwrap();
-        assert!(c.contains("host=db1 port=5433 user=ops") && !c.contains("pw"), "{c}");
+        assert!(
+            c.contains("host=db1 port=5433 user=ops") && !c.contains("pw"),
+            "{c}"
+        );
     }
 }

@@ -47,6 +47,7 @@ fn make(name: &str, packages: &[&str]) -> PathBuf {
     let venv = base.join(name);
     let python = venv.join("bin/python");
     if venv.join("ok").exists() {
+        fix_scripts(&venv);
         return python;
     }
     std::fs::create_dir_all(&base).unwrap();
@@ -74,6 +75,39 @@ fn make(name: &str, packages: &[&str]) -> PathBuf {
         // Another run won the race; use its venv.
         let _ = std::fs::remove_dir_all(&tmp);
     }
+    fix_scripts(&venv);
     eprintln!("venv {name} made in {:?}", started.elapsed());
     python
+}
+
+/// pip writes the venv's path into the `#!` line of its scripts (`pytest`,
+/// `half_orm`): the temporary folder's, made before the rename. Points
+/// those lines at `venv`'s python (idempotent; a script already right is
+/// left alone).
+fn fix_scripts(venv: &std::path::Path) {
+    let python = venv.join("bin/python");
+    let Ok(entries) = std::fs::read_dir(venv.join("bin")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Some((first, rest)) = text.split_once('\n') else {
+            continue;
+        };
+        let Some(interp) = first.strip_prefix("#!") else {
+            continue;
+        };
+        if interp.ends_with("/bin/python") && std::path::Path::new(interp) != python {
+            let fixed = format!("#!{}\n{rest}", python.display());
+            let tmp = path.with_extension("fix");
+            if std::fs::write(&tmp, fixed).is_ok() {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755));
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+    }
 }
