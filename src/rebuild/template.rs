@@ -279,15 +279,41 @@ pub fn create_from_template(
         }
     };
     if have < head && target.note.is_some() {
-        // A temporary target (a validation's): made from the same template
-        // at the same time as the new one, and the rest of the head
-        // replayed into both, one copy fewer on the way. (The working
-        // database is made only from a ready template, so that a staged
-        // patch failing while its template is built leaves it as it was.)
-        let run = parallel(
-            &mut c, target, cache, root, production, release, checked, have, head, &keys, &source,
-            extra_env, out, &mut made,
+        // A temporary target (a validation's): copied from the template of
+        // the first `have` patches, the rest run on it; the template of the
+        // whole head, for the next apply and merge, is made meanwhile in
+        // the background, while the command generates code, runs tests and
+        // publishes. (The working database is made only from a ready
+        // template, so that a staged patch failing while its template is
+        // built leaves it as it was.)
+        let name = template_name(cache);
+        build_later(
+            name.clone(),
+            target,
+            cache,
+            root,
+            release,
+            checked.part(have..head),
+            keys[head].clone(),
+            source.clone(),
+            extra_env,
         );
+        if let Err(e) = target
+            .drop_via(&mut c)
+            .and_then(|()| target.create_via(&mut c, Some(&source)))
+        {
+            return Ok(Err(Fallback(e.message)));
+        }
+        let _ = writeln!(
+            out,
+            "database {}: copied from template {source} (production snapshot {production}{}); template {name} of the staged head is made meanwhile",
+            target.name(),
+            match have {
+                0 => String::new(),
+                n => format!(" and {n} staged patch(es)"),
+            }
+        );
+        let run = run_rest(target, release, checked, have, root, extra_env, out).map(Ok);
         evict_later(c, cache, made);
         return run;
     }
@@ -356,8 +382,8 @@ pub fn create_from_template(
     run
 }
 
-/// Runs `checked[from..]` on `target` (the current patch, and in
-/// [`parallel`] the part of the head being made into a template too).
+/// Runs `checked[from..]` on `target` (the current patch, and for a
+/// temporary target the part of the head being made into a template too).
 fn run_rest(
     target: &Database,
     release: &Version,
@@ -385,110 +411,62 @@ fn run_rest(
     )
 }
 
-/// [`create_from_template`] for a temporary target when the head's
-/// template is missing: the new template and the target are copied from
-/// template `source` (holding the first `have` patches) at the same time,
-/// on two connections, then `have..head` is replayed into the template
-/// while the target runs `have..` in one psql.
+/// Makes, in the background ([`crate::background`]), template `name` of
+/// `key`: a copy of template `source` with `rest` run on it, marked ready,
+/// then this clone's oldest evicted. Best effort: a build that fails (the
+/// same patches fail on the target, which reports it) drops its database;
+/// a killed one is swept like any temporary database.
 #[allow(clippy::too_many_arguments)]
-fn parallel(
-    c: &mut postgres::Client,
+fn build_later(
+    name: String,
     target: &Database,
     cache: &Cache,
     root: &Path,
-    production: &Version,
     release: &Version,
-    checked: &Checked,
-    have: usize,
-    head: usize,
-    keys: &[String],
-    source: &str,
+    rest: Checked,
+    key: String,
+    source: String,
     extra_env: &[(String, String)],
-    out: &mut dyn Write,
-    made: &mut Vec<String>,
-) -> Result<std::result::Result<RunReport, Fallback>> {
-    let started = std::time::Instant::now();
-    let mut c2 = match target.connect_maintenance() {
-        Ok(c2) => c2,
-        Err(e) => return Ok(Err(Fallback(e.message))),
+) {
+    let server = Database {
+        source: target.source,
+        params: target.params.clone(),
+        cluster: target.cluster.clone(),
+        note: None,
     };
-    let (tpl, copied) = std::thread::scope(|s| {
-        let t = s.spawn(|| new_template(&mut c2, target, cache, Some(source)));
-        let copied = target
-            .drop_via(c)
-            .and_then(|()| target.create_via(c, Some(source)));
-        let tpl = t
-            .join()
-            .unwrap_or_else(|_| Err(Error::new("the template build stopped")));
-        (tpl, copied)
-    });
-    let tpl = match (tpl, copied) {
-        (Ok(tpl), Ok(())) => tpl,
-        (tpl, copied) => {
-            let reason = match (&tpl, &copied) {
-                (Err(e), _) | (_, Err(e)) => e.message.clone(),
-                _ => String::new(),
-            };
-            if let Ok(t) = tpl {
-                let _ = t.drop_via(c);
+    let (target, cache, root, release, env) = (
+        server,
+        cache.clone(),
+        root.to_path_buf(),
+        release.clone(),
+        extra_env.to_vec(),
+    );
+    crate::background::spawn(move || {
+        let Ok(mut c) = target.connect_maintenance() else {
+            return;
+        };
+        let Ok(tpl) = new_template_named(&mut c, &target, Some(&source), name) else {
+            return;
+        };
+        let mut quiet = Vec::new();
+        let built = runner::run_checked(
+            &tpl.params,
+            &release,
+            &rest,
+            RunOptions {
+                root: &root,
+                extra_env: env,
+                out: &mut quiet,
+            },
+        )
+        .and_then(|_| mark(&mut c, tpl.name(), &key, &cache));
+        match built {
+            Ok(()) => evict(&mut c, &cache, &[tpl.name().to_string()]),
+            Err(_) => {
+                let _ = tpl.drop_via(&mut c);
             }
-            return Ok(Err(Fallback(reason)));
         }
-    };
-    let _ = writeln!(
-        out,
-        "template {}: the staged head ({} patch(es) on the template of {have})",
-        tpl.name(),
-        head - have
-    );
-    let _ = writeln!(
-        out,
-        "database {}: copied from template {source} (production snapshot {production}{}), at the same time",
-        target.name(),
-        match have {
-            0 => String::new(),
-            n => format!(" and {n} staged patch(es)"),
-        }
-    );
-    let (built, report) = std::thread::scope(|s| {
-        let t = s.spawn(|| {
-            // Its lines would repeat the target's: kept for an error only.
-            let mut quiet = Vec::new();
-            runner::run_checked(
-                &tpl.params,
-                release,
-                &checked.part(have..head),
-                RunOptions {
-                    root,
-                    extra_env: extra_env.to_vec(),
-                    out: &mut quiet,
-                },
-            )
-        });
-        let report = run_rest(target, release, checked, have, root, extra_env, out);
-        let built = t
-            .join()
-            .unwrap_or_else(|_| Err(Error::new("the template build stopped")));
-        (built, report)
     });
-    let ready = built.and_then(|_| mark(c, tpl.name(), &keys[head], cache));
-    match &ready {
-        Ok(()) => {
-            let _ = writeln!(
-                out,
-                "template {}: {} ms, made once",
-                tpl.name(),
-                started.elapsed().as_millis()
-            );
-            made.push(tpl.name().to_string());
-        }
-        _ => {
-            let _ = tpl.drop_via(c);
-        }
-    }
-    // The target's result is the rebuild's: a template that could not be
-    // made (or marked) is only dropped.
-    report.map(Ok)
 }
 
 /// The connected role, whether it may create databases (CREATEDB or a
@@ -518,11 +496,25 @@ fn new_template(
 ) -> Result<Database> {
     // Not named after the working database: a template serves every
     // database of this clone.
-    let name = format!(
+    new_template_named(c, working, from, template_name(cache))
+}
+
+/// A new template's name: `hop_tpl_<clone>_<random>`.
+fn template_name(cache: &Cache) -> String {
+    format!(
         "hop_tpl_{}_{}",
         &cache.clone_id[..8],
         crate::owner::random_hex()
-    );
+    )
+}
+
+/// [`new_template`] named `name`.
+fn new_template_named(
+    c: &mut postgres::Client,
+    working: &Database,
+    from: Option<&str>,
+    name: String,
+) -> Result<Database> {
     let db = Database {
         source: working.source,
         params: working.params.with_dbname(&name),

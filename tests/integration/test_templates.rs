@@ -34,11 +34,11 @@ fn release_with_a_staged_head() -> Project {
         env.patch(dir, &["apply"]).ok();
         env.git(dir, &["add", "-A"]).ok();
         env.git(dir, &["commit", "-qm", id]).ok();
-        // The validation's database and the new head's template are made
-        // from the same template at the same time.
+        // The validation's database is copied from the template of the
+        // staged head; the new head's template is made meanwhile.
         env.patch(dir, &["merge"])
             .ok()
-            .stdout_has("at the same time");
+            .stdout_has("of the staged head is made meanwhile");
     }
     env.patch(dir, &["create", "3-c"]).ok();
     write(
@@ -581,8 +581,9 @@ fn a_staged_patch_failing_while_its_template_is_built_leaves_no_template() {
     assert_eq!(template_databases(&p, dir), templates);
     assert_eq!(dumps(&p.db), before);
 
-    // A merge's validation makes its temporary database at the same time
-    // as the new head's template: the merged patch failing leaves neither.
+    // A merge's validation makes the new head's template in the
+    // background, beside its temporary database: the merged patch failing
+    // leaves neither.
     std::fs::write(&path, original).unwrap();
     write(
         env,
@@ -594,7 +595,7 @@ fn a_staged_patch_failing_while_its_template_is_built_leaves_no_template() {
     env.git(dir, &["commit", "-qm", "3-c, failing"]).ok();
     let r = env.patch(dir, &["merge"]);
     r.fails(1)
-        .stdout_has("at the same time")
+        .stdout_has("of the staged head is made meanwhile")
         .stderr_has("patch 3-c failed: Patches/3-c/01.sql:1: ")
         .stderr_has("violates foreign key constraint");
     assert_eq!(listed_templates(&p, dir), templates);
@@ -639,12 +640,12 @@ fn templates_beyond_the_cache_bound_are_gone_when_the_command_ends() {
     env.git(dir, &["add", "-A"]).ok();
     env.git(dir, &["commit", "-qm", "3-c"]).ok();
     let r = env.patch(dir, &["merge"]);
-    r.ok().stdout_has("made once");
+    r.ok().stdout_has("of the staged head is made meanwhile");
     let made = r
         .stdout
         .lines()
-        .find_map(|l| l.strip_prefix("template "))
-        .and_then(|l| l.split(':').next())
+        .find_map(|l| l.split("; template ").nth(1))
+        .and_then(|l| l.split(' ').next())
         .unwrap()
         .to_string();
     assert_ne!(made, used);
