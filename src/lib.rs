@@ -18,6 +18,7 @@ pub mod hooks;
 pub mod import;
 pub mod lock;
 pub mod lock_file;
+pub mod machine;
 pub mod man;
 pub mod origin;
 pub mod owner;

@@ -137,7 +137,9 @@ fn prune_stale(project: &Project, tmp: &Path) {
 /// Validates merging `patch_commit` (patch `id`) into the release whose
 /// branch is at `release_commit`. Returns the commit to become the
 /// release branch: the merge, with the patch staged at the end of the
-/// staged head of the TOML.
+/// staged head of the TOML. `env` is the environment of its git commands
+/// (`validate` gives a committer identity: its commit is thrown away, and a
+/// CI runner may have none).
 pub fn validate_merge(
     project: &Project,
     working: &Database,
@@ -145,6 +147,7 @@ pub fn validate_merge(
     release_commit: &str,
     patch_commit: &str,
     id: &PatchId,
+    env: &[(&str, &str)],
 ) -> Result<String> {
     let wt = Worktree::add(project, release_commit)?;
     let release_branch = format!("ho-release/{version}");
@@ -157,7 +160,7 @@ pub fn validate_merge(
             what: &format!("{} into {release_branch}", id.branch()),
             conflict_hint: "git hop-patch sync, resolve the conflicts, commit, then git hop-patch merge again",
             message: &format!("[hop] merge patch {id} into release {version}"),
-            env: &[],
+            env,
         },
     )?;
     let commit = wt.git.head()?;

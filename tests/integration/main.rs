@@ -25,6 +25,7 @@ mod test_snapshots;
 mod test_templates;
 mod test_tls;
 mod test_typed_api;
+mod test_validate;
 mod test_workflow;
 
 /// Every `test_*.rs` file must be listed above, or it silently never runs.

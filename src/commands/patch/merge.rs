@@ -105,6 +105,7 @@ pub fn run(args: Args) -> Result<()> {
         &release_commit,
         &patch_commit,
         &id,
+        &[],
     )?;
 
     // Publish in one atomic push, then move local refs.

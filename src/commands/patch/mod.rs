@@ -11,6 +11,7 @@ pub mod detach;
 pub mod merge;
 pub mod status;
 pub mod sync;
+pub mod validate;
 
 /// A developer's daily work on one patch of a git-hop project
 /// (PostgreSQL schema patches versioned in git).
@@ -32,6 +33,7 @@ pub enum Command {
     Create(create::Args),
     Apply(apply::Args),
     Merge(merge::Args),
+    Validate(validate::Args),
     Sync(sync::Args),
     Detach(detach::Args),
     Attach(attach::Args),
@@ -45,6 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Create(a) => create::run(a),
         Command::Apply(a) => apply::run(a),
         Command::Merge(a) => merge::run(a),
+        Command::Validate(a) => validate::run(a),
         Command::Sync(a) => sync::run(a),
         Command::Detach(a) => detach::run(a),
         Command::Attach(a) => attach::run(a),

@@ -26,6 +26,8 @@ pub struct Args {
 
 #[derive(Serialize, Debug, Default)]
 struct Status {
+    /// The version of this document's shape (docs/ci.md).
+    schema_version: u32,
     branch: Option<String>,
     role: String,
     patch: Option<String>,
@@ -42,6 +44,7 @@ pub fn run(args: Args) -> Result<()> {
     let project = Project::from_cwd()?;
     let role = project.role();
     let mut st = Status {
+        schema_version: crate::machine::SCHEMA_VERSION,
         branch: project.current_branch(),
         role: role.describe(),
         ..Status::default()

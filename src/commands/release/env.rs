@@ -53,7 +53,7 @@ pub fn run(args: Args) -> Result<()> {
     vars.extend(p.child_env().into_iter().filter(|(k, _)| k != "PGPASSWORD"));
     if args.json {
         let text = serde_json::to_string_pretty(&Env {
-            schema_version: 1,
+            schema_version: crate::machine::SCHEMA_VERSION,
             variables: vars,
         })
         .map_err(|e| Error::new(format!("cannot render JSON: {e}")))?;

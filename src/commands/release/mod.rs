@@ -25,6 +25,7 @@ pub mod sync;
 pub mod unlock;
 pub mod update;
 pub mod upgrade;
+pub mod validate;
 
 /// Releases, production and project set-up for git-hop projects
 /// (PostgreSQL schema patches versioned in git).
@@ -49,6 +50,7 @@ pub enum Command {
     Promote(promote::Args),
     Hotfix(hotfix::Args),
     Apply(apply::Args),
+    Validate(validate::Args),
     Abandon(abandon::Args),
     Import(import::Args),
     Sync(sync::Args),
@@ -75,6 +77,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Promote(a) => promote::run(a),
         Command::Hotfix(a) => hotfix::run(a),
         Command::Apply(a) => apply::run(a),
+        Command::Validate(a) => validate::run(a),
         Command::Abandon(a) => abandon::run(a),
         Command::Import(a) => import::run(a),
         Command::Sync(a) => sync::run(a),

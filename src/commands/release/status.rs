@@ -32,6 +32,8 @@ pub struct Args {
 
 #[derive(Serialize, Debug)]
 pub struct Status {
+    /// The version of this document's shape (docs/ci.md).
+    pub schema_version: u32,
     pub package: String,
     pub root: String,
     pub production_version: Option<String>,
@@ -167,6 +169,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let branch = project.current_branch();
     let status = Status {
+        schema_version: crate::machine::SCHEMA_VERSION,
         package: project.config.project.package.clone(),
         root: project.root.display().to_string(),
         production_version: production.map(|v| v.to_string()),

@@ -26,6 +26,8 @@ pub struct Args {
 
 #[derive(Serialize, Debug)]
 pub struct Update {
+    /// The version of this document's shape (docs/ci.md).
+    pub schema_version: u32,
     pub database: String,
     pub database_version: String,
     /// The latest production version on ho-prod.
@@ -84,6 +86,7 @@ pub fn run(args: Args) -> Result<()> {
     let pending = upgrade::pending(&project, &version, None)?;
     let production = upgrade::production_versions(&project)?.pop();
     let update = Update {
+        schema_version: crate::machine::SCHEMA_VERSION,
         database: db.name().to_string(),
         database_version: version.to_string(),
         production_version: production.map(|v| v.to_string()),

@@ -162,6 +162,16 @@ impl Run {
         }
     }
 
+    /// The run of a command built by hand (`TestEnv::cmd`), named `cmdline`.
+    pub fn from_output(cmdline: &str, out: Output) -> Run {
+        Run {
+            cmdline: cmdline.to_string(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     fn show(&self) -> String {
         format!(
             "`{}` exited {:?}\n--- stdout\n{}\n--- stderr\n{}",
