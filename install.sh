@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs git-hop from this source tree: the git-hop-patch and git-hop-release
-# binaries, their man pages (so `git hop-patch --help` works) and their bash
+# binaries, their man pages (so `git hop-patch --help` works), the reference
+# page githop(7) (so `git help hop` works), and their bash, zsh and fish
 # completions. Also makes sure PostgreSQL's server and client programs are
 # present (git-hop runs initdb, psql and pg_dump), and the OpenSSL headers
 # and pkg-config that the build links against. Safe to run again.
@@ -8,18 +9,24 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: ./install.sh [--prefix DIR] [--deps-only] [--help]
+Usage: ./install.sh [--prefix DIR] [--deps-only | --prebuilt DIR] [--help]
 
 Builds git-hop with cargo and installs it under a prefix:
   PREFIX/bin/git-hop-patch, PREFIX/bin/git-hop-release
   PREFIX/share/man/man1/git-hop-*.1
+  PREFIX/share/man/man7/githop.7           (the reference: git help hop)
   PREFIX/share/bash-completion/completions/git-hop-{patch,release}
+  PREFIX/share/zsh/site-functions/_git-hop-{patch,release}
+  PREFIX/share/fish/vendor_completions.d/git-hop-{patch,release}.fish
 
 Options:
-  --prefix DIR   where to install (default: /usr/local as root, ~/.local otherwise)
-  --deps-only    only check (as root: install) PostgreSQL's server and client,
-                 and the OpenSSL headers and pkg-config the build needs
-  -h, --help     show this help
+  --prefix DIR    where to install (default: /usr/local as root, ~/.local otherwise)
+  --deps-only     only check (as root: install) PostgreSQL's server and client,
+                  and the OpenSSL headers and pkg-config the build needs
+  --prebuilt DIR  install the binaries already built in DIR (e.g. target/release)
+                  instead of building them: no cargo, no check of the build's
+                  OpenSSL headers
+  -h, --help      show this help
 
 PostgreSQL's initdb is looked for in $HOP_PG_BINDIR, `pg_config --bindir`,
 /usr/lib/postgresql/*/bin and PATH; psql and pg_dump likewise. If they are
@@ -40,6 +47,7 @@ usage_error() { die "$1" "${2:-see ./install.sh --help}" 2; }
 
 prefix=""
 deps_only=0
+prebuilt=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --prefix)
@@ -56,6 +64,16 @@ while [[ $# -gt 0 ]]; do
             deps_only=1
             shift
             ;;
+        --prebuilt)
+            [[ $# -ge 2 && -n $2 ]] || usage_error "--prebuilt needs a folder" "e.g. ./install.sh --prebuilt target/release"
+            prebuilt=$2
+            shift 2
+            ;;
+        --prebuilt=*)
+            prebuilt=${1#--prebuilt=}
+            [[ -n $prebuilt ]] || usage_error "--prebuilt needs a folder" "e.g. ./install.sh --prebuilt target/release"
+            shift
+            ;;
         -h | --help)
             usage
             exit 0
@@ -65,6 +83,10 @@ while [[ $# -gt 0 ]]; do
             ;;
     esac
 done
+
+[[ $deps_only -eq 0 || -z $prebuilt ]] || usage_error "--deps-only and --prebuilt do not go together"
+# Absolute (relative to where we were run), before the cd below.
+[[ -z $prebuilt || $prebuilt == /* ]] || prebuilt=$PWD/$prebuilt
 
 is_root=0
 [[ $(id -u) -eq 0 ]] && is_root=1
@@ -206,56 +228,80 @@ ensure_build_deps() {
 }
 
 ensure_postgresql
-ensure_build_deps
+[[ -n $prebuilt ]] || ensure_build_deps
 if [[ $deps_only -eq 1 ]]; then
     exit 0
 fi
 
-# --- cargo ------------------------------------------------------------------
-
-step "Rust toolchain"
-cargo=""
-if command -v cargo >/dev/null 2>&1; then
-    cargo=$(command -v cargo)
-elif [[ -n ${HOME-} && -x $HOME/.cargo/bin/cargo ]]; then
-    cargo=$HOME/.cargo/bin/cargo
-fi
-if [[ -z $cargo ]]; then
-    hint="install Rust (1.88 or newer) from https://rustup.rs, open a new shell, then re-run ./install.sh"
-    [[ $is_root -eq 1 && -n ${SUDO_USER-} ]] &&
-        hint="sudo resets PATH; try: sudo env \"PATH=\$PATH\" ./install.sh (or $hint)"
-    die "cargo was not found (neither on PATH nor in ~/.cargo/bin)" "$hint"
-fi
-say "using $cargo ($("$cargo" --version))"
-
-# --- build ------------------------------------------------------------------
-
-step "Building (cargo build --release --locked)"
-"$cargo" build --release --locked
-# Where cargo put the binaries: CARGO_TARGET_DIR, CARGO_BUILD_TARGET_DIR or
-# build.target-dir in a cargo config file may all move it; cargo metadata
-# knows the answer.
-target_dir=$("$cargo" metadata --format-version 1 --no-deps --locked 2>/dev/null |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p') || true
-[[ -n $target_dir ]] || target_dir=${CARGO_TARGET_DIR:-target}
 bins=(git-hop-patch git-hop-release)
-for b in "${bins[@]}"; do
-    [[ -x $target_dir/release/$b ]] || die "the build did not produce $target_dir/release/$b" \
-        "check the cargo output above"
-done
+
+# --- cargo and build (or --prebuilt) -----------------------------------------
+
+# Builds the release binaries; sets target_bin to the folder holding them.
+build() {
+    step "Rust toolchain"
+    local cargo="" hint target_dir b
+    if command -v cargo >/dev/null 2>&1; then
+        cargo=$(command -v cargo)
+    elif [[ -n ${HOME-} && -x $HOME/.cargo/bin/cargo ]]; then
+        cargo=$HOME/.cargo/bin/cargo
+    fi
+    if [[ -z $cargo ]]; then
+        hint="install Rust (1.88 or newer) from https://rustup.rs, open a new shell, then re-run ./install.sh"
+        [[ $is_root -eq 1 && -n ${SUDO_USER-} ]] &&
+            hint="sudo resets PATH; try: sudo env \"PATH=\$PATH\" ./install.sh (or $hint)"
+        die "cargo was not found (neither on PATH nor in ~/.cargo/bin)" "$hint"
+    fi
+    say "using $cargo ($("$cargo" --version))"
+
+    step "Building (cargo build --release --locked)"
+    "$cargo" build --release --locked
+    # Where cargo put the binaries: CARGO_TARGET_DIR, CARGO_BUILD_TARGET_DIR or
+    # build.target-dir in a cargo config file may all move it; cargo metadata
+    # knows the answer.
+    target_dir=$("$cargo" metadata --format-version 1 --no-deps --locked 2>/dev/null |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p') || true
+    [[ -n $target_dir ]] || target_dir=${CARGO_TARGET_DIR:-target}
+    for b in "${bins[@]}"; do
+        [[ -x $target_dir/release/$b ]] || die "the build did not produce $target_dir/release/$b" \
+            "check the cargo output above"
+    done
+    target_bin=$target_dir/release
+}
+
+# --prebuilt: checks the binaries are there; sets target_bin.
+use_prebuilt() {
+    step "Prebuilt binaries in $prebuilt"
+    local b
+    for b in "${bins[@]}"; do
+        [[ -x $prebuilt/$b ]] || die "$prebuilt/$b is missing or not executable" \
+            "build first (cargo build --release --locked), or run ./install.sh without --prebuilt"
+    done
+    say "  $("$prebuilt/git-hop-patch" --version 2>/dev/null || echo "version unknown")"
+    target_bin=$prebuilt
+}
+
+if [[ -n $prebuilt ]]; then
+    use_prebuilt
+else
+    build
+fi
 
 # --- install ----------------------------------------------------------------
 
 bin_dir=$prefix/bin
 man_dir=$prefix/share/man/man1
+man7_dir=$prefix/share/man/man7
 comp_dir=$prefix/share/bash-completion/completions
+zsh_dir=$prefix/share/zsh/site-functions
+fish_dir=$prefix/share/fish/vendor_completions.d
 
 step "Installing into $prefix"
-install -d "$bin_dir" "$man_dir" "$comp_dir" ||
+install -d "$bin_dir" "$man_dir" "$man7_dir" "$comp_dir" "$zsh_dir" "$fish_dir" ||
     die "cannot create the folders under $prefix" "choose a writable --prefix, or run as root for /usr/local"
 
 for b in "${bins[@]}"; do
-    install -m 0755 "$target_dir/release/$b" "$bin_dir/$b"
+    install -m 0755 "$target_bin/$b" "$bin_dir/$b"
     say "  $bin_dir/$b"
 done
 
@@ -275,17 +321,36 @@ else
     done
 fi
 
+reference_ok=0
+if [[ -f man/githop.7 ]]; then
+    install -m 0644 man/githop.7 "$man7_dir/githop.7"
+    say "  $man7_dir/githop.7 (git help hop)"
+    reference_ok=1
+else
+    warn "man/githop.7 is missing; \`git help hop\` will say \"No manual entry\""
+fi
+
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
-completions_ok=0
-for b in "${bins[@]}"; do
-    if "$bin_dir/$b" completions bash >"$tmp" 2>/dev/null && grep -q '^ *complete -F' "$tmp"; then
-        install -m 0644 "$tmp" "$comp_dir/$b"
-        say "  $comp_dir/$b"
-        completions_ok=1
-    else
-        warn "$b cannot print its bash completion (\`$b completions bash\` failed); skipped"
+# Prints binary $1's completion script for shell $2 into $tmp and installs it
+# as $3 when it holds what that shell needs ($4, a grep pattern).
+install_completion() {
+    if "$bin_dir/$1" completions "$2" >"$tmp" 2>/dev/null && grep -q -- "$4" "$tmp"; then
+        install -m 0644 "$tmp" "$3"
+        say "  $3"
+        return 0
     fi
+    warn "$1 cannot print its $2 completion (\`$1 completions $2\` failed); skipped"
+    return 1
+}
+completions_ok=0
+zsh_ok=0
+fish_ok=0
+for b in "${bins[@]}"; do
+    install_completion "$b" bash "$comp_dir/$b" '^ *complete -F' && completions_ok=1
+    # zsh's git completion calls _git-<command> for `git <command> <TAB>`.
+    install_completion "$b" zsh "$zsh_dir/_$b" "^#compdef $b\$" && zsh_ok=1
+    install_completion "$b" fish "$fish_dir/$b.fish" "^complete -c $b " && fish_ok=1
 done
 
 # --- summary ----------------------------------------------------------------
@@ -294,7 +359,10 @@ step "Done"
 say "Installed git-hop $("$bin_dir/git-hop-patch" --version 2>/dev/null | awk '{print $NF}') into $prefix:"
 say "  programs:    $bin_dir/git-hop-patch, $bin_dir/git-hop-release"
 [[ ${#pages[@]} -eq 0 ]] || say "  man pages:   $man_dir/git-hop-*.1"
-[[ $completions_ok -eq 0 ]] || say "  completions: $comp_dir/git-hop-*"
+[[ $reference_ok -eq 0 ]] || say "  reference:   $man7_dir/githop.7 (git help hop)"
+[[ $completions_ok -eq 0 ]] || say "  completions: $comp_dir/git-hop-* (bash)"
+[[ $zsh_ok -eq 0 ]] || say "               $zsh_dir/_git-hop-* (zsh)"
+[[ $fish_ok -eq 0 ]] || say "               $fish_dir/git-hop-*.fish (fish)"
 
 on_path=0
 case ":$PATH:" in
@@ -322,6 +390,29 @@ if [[ $prefix != /usr/local && $prefix != /usr ]]; then
         say ""
         say "    for f in \"$comp_dir\"/git-hop-*; do source \"\$f\"; done"
     fi
+fi
+# zsh searches PREFIX/share/zsh/site-functions for /usr/local and /usr only;
+# fish searches ~/.local/share and the XDG_DATA_DIRS (default /usr/share).
+if [[ $zsh_ok -eq 1 && $prefix != /usr/local && $prefix != /usr ]] &&
+    command -v zsh >/dev/null 2>&1; then
+    say ""
+    say "Completions (zsh): zsh does not search $zsh_dir; add to ~/.zshrc, before compinit:"
+    say ""
+    say "    fpath=(\"$zsh_dir\" \$fpath)"
+fi
+if [[ $fish_ok -eq 1 && $prefix != "${HOME-}/.local" && $prefix != /usr ]] &&
+    command -v fish >/dev/null 2>&1; then
+    case ":${XDG_DATA_DIRS-}:" in
+        *":$prefix/share:"* | *":$prefix/share/:"*) ;;
+        *)
+            say ""
+            say "Completions (fish): fish searches $fish_dir only when XDG_DATA_DIRS"
+            say "holds $prefix/share (desktop sessions usually set it), or add to"
+            say "~/.config/fish/config.fish:"
+            say ""
+            say "    set -p fish_complete_path \"$fish_dir\""
+            ;;
+    esac
 fi
 if [[ $completions_ok -eq 1 && ! -r /usr/share/bash-completion/bash_completion ]]; then
     say ""

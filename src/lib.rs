@@ -29,6 +29,7 @@ pub mod preview;
 pub mod project;
 pub mod publish;
 pub mod rebuild;
+pub mod reference;
 pub mod release;
 pub mod release_file;
 pub mod seed;

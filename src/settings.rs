@@ -100,7 +100,7 @@ impl ProjectConfig {
         {
             return Err(
                 Error::new(format!("{}: [tests] command is empty", at("command")))
-                    .hint("remove the key to use the default (pytest) or give a command"),
+                    .hint("remove the key to run no tests, or give a command"),
             );
         }
         Ok(cfg)

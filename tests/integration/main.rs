@@ -12,6 +12,7 @@ mod test_hooks;
 mod test_housekeeping;
 mod test_import;
 mod test_init_clone;
+mod test_install;
 mod test_lock;
 mod test_man;
 mod test_patch_flow;
