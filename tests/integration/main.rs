@@ -3,6 +3,7 @@
 
 mod support;
 
+mod test_ci_doc;
 mod test_connection;
 mod test_embedded;
 mod test_env;
