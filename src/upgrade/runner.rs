@@ -360,6 +360,118 @@ fn parse_marker(rest: &str) -> Option<Marker> {
     })
 }
 
+/// The upgrade as plain SQL (`upgrade --dry-run --sql`, docs/production.md):
+/// what the run executes, in its order, with its transaction boundaries,
+/// each patch file inline, the `half_orm_meta` rows as the run writes them,
+/// runnable as is by `psql -X -v ON_ERROR_STOP=1 -f`. What the run adds
+/// around it (the backup, the drift check, the lock, the guards against a
+/// patch file's own COMMIT, the progress markers) is not SQL of the plan.
+/// A Python step has no SQL form: refused.
+pub fn plain_sql(releases: &[ReleaseRun], resume: &Resume, header: &str) -> Result<String> {
+    let mut out = String::new();
+    for l in header.lines() {
+        out.push_str(&format!("-- {l}\n"));
+    }
+    let row = |r: usize, p: usize, s: usize, state: &str| {
+        let rel = &releases[r];
+        let patch = &rel.patches[p];
+        format!(
+            "INSERT INTO half_orm_meta.hop_upgrade_step (release, patch_id, file, sha256, state) VALUES ({}, {}, {}, {}, '{state}') \
+             ON CONFLICT (release, patch_id, file) DO UPDATE SET state = EXCLUDED.state, error = NULL, at = now();\n",
+            quote_literal(&rel.version.to_string()),
+            quote_literal(&patch.id),
+            quote_literal(&patch.steps[s].name),
+            quote_literal(&patch.sha256),
+        )
+    };
+    for item in items(releases, resume) {
+        match item {
+            Item::Begin => out.push_str("\nBEGIN;\n"),
+            Item::Commit { .. } => out.push_str("COMMIT;\n"),
+            Item::ReleaseStart(r) => {
+                let rel = &releases[r];
+                out.push_str(&format!(
+                    "\n-- release {} ({} patch(es))\n",
+                    rel.version,
+                    rel.patches.len()
+                ));
+                if tracked(releases, resume, r) {
+                    out.push_str(STEP_TABLE_SQL);
+                    out.push('\n');
+                }
+            }
+            Item::PatchStart(r, p) => {
+                out.push_str(&format!(
+                    "\n-- patch {}: every patch starts from the same session\nRESET ALL;\n",
+                    releases[r].patches[p].id
+                ));
+            }
+            Item::Skip(r, p, s) => {
+                out.push_str(&format!(
+                    "-- {}/{}: done by the interrupted upgrade, skipped\n",
+                    releases[r].patches[p].id, releases[r].patches[p].steps[s].name
+                ));
+            }
+            Item::Step(r, p, s, m) => {
+                let patch = &releases[r].patches[p];
+                let step = &patch.steps[s];
+                if m == Mode::Python {
+                    return Err(Error::new(format!(
+                        "release {} has a Python step (Patches/{}/{}): it has no SQL form",
+                        releases[r].version, patch.id, step.name
+                    ))
+                    .hint("read the plan without --sql (git hop-release upgrade --dry-run); git hop-release upgrade runs it"));
+                }
+                let text = std::fs::read_to_string(&step.path)
+                    .map_err(|e| Error::io("cannot read", &step.path, e))?;
+                if m == Mode::NoTransaction {
+                    out.push_str(&row(r, p, s, "running"));
+                    out.push_str(&format!(
+                        "-- Patches/{}/{} (no-transaction: runs on its own)\n",
+                        patch.id, step.name
+                    ));
+                } else {
+                    out.push_str(&format!("-- Patches/{}/{}\n", patch.id, step.name));
+                }
+                out.push_str(&text);
+                if !text.ends_with('\n') {
+                    out.push('\n');
+                }
+                if m == Mode::NoTransaction || tracked(releases, resume, r) {
+                    out.push_str(&row(r, p, s, "done"));
+                }
+            }
+            Item::ReleaseEnd(r) => {
+                let rel = &releases[r];
+                let v = &rel.version;
+                let (pre, num) = v.pre_release_columns();
+                out.push_str(&format!(
+                    "\n-- record release {v}\nRESET ALL;\nINSERT INTO half_orm_meta.hop_release (version, major, minor, patch, pre_release, pre_release_num, commit) VALUES ({}, {}, {}, {}, {}, {}, {});\n",
+                    quote_literal(&v.to_string()),
+                    v.major,
+                    v.minor,
+                    v.patch,
+                    quote_literal(pre),
+                    num.map(|n| n.to_string()).unwrap_or_else(|| "NULL".into()),
+                    quote_literal(&rel.commit)
+                ));
+                for patch in &rel.patches {
+                    out.push_str(&format!(
+                        "INSERT INTO half_orm_meta.hop_patch (patch_id, release, sha256) VALUES ({}, {}, {});\n",
+                        quote_literal(&patch.id),
+                        quote_literal(&v.to_string()),
+                        quote_literal(&patch.sha256)
+                    ));
+                }
+                if tracked(releases, resume, r) {
+                    out.push_str("DROP TABLE IF EXISTS half_orm_meta.hop_upgrade_step;\n");
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A part of the run: a psql process, or one Python step.
 enum Segment {
     Psql(String),

@@ -1097,3 +1097,80 @@ fn an_exclusive_lock_bounds_the_dumps_of_an_upgrade() {
     assert_eq!(pg::server().dump_schema(db), dump);
     assert_eq!(releases(db), "0.0.0,0.1.0,0.1.0-hotfix1");
 }
+
+/// `--dry-run --sql` is the upgrade in SQL: run by hand with psql on a
+/// copy of the production database, it gives what `upgrade` gives;
+/// `--dry-run --json` lists the releases and patches in order; neither
+/// changes anything.
+#[test]
+fn dry_run_sql_run_by_hand_equals_the_upgrade_and_json_lists_the_plan() {
+    let p = project();
+    let env = &p.env;
+    let mut prod = prod_at("0.1.0-hotfix1");
+    let (dir, db) = (prod.dir.clone(), prod.db.clone());
+    let (dump, head) = (pg::server().dump_schema(&db), rev(env, &dir, "HEAD"));
+
+    let run = env.release(&dir, &["upgrade", "--dry-run", "--sql"]);
+    run.ok().stderr_has("dry run: nothing was changed");
+    let script = run.stdout.clone();
+    assert!(
+        script.contains("\nBEGIN;\n") && script.contains("COMMIT;\n"),
+        "{script}"
+    );
+    assert!(script.contains("-- Patches/3-email/01.sql"), "{script}");
+    assert!(
+        !script.contains("\\i ") && !script.contains("\\warn"),
+        "{script}"
+    );
+    let json = env.release(&dir, &["upgrade", "--dry-run", "--json"]);
+    json.ok();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(
+        (v["from"].as_str(), v["to"].as_str()),
+        (Some("0.1.0-hotfix1"), Some("0.3.0"))
+    );
+    let plan: Vec<String> = v["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["patches"].as_array().unwrap().iter().map(move |p| {
+                format!(
+                    "{}:{}",
+                    r["version"].as_str().unwrap(),
+                    p["id"].as_str().unwrap()
+                )
+            })
+        })
+        .collect();
+    assert_eq!(plan, ["0.2.0:3-email", "0.3.0:4-idx"]);
+    assert_eq!(v["transactions"], 2, "{v}");
+    assert_eq!(pg::server().dump_schema(&db), dump);
+    assert_eq!(releases(&db), "0.0.0,0.1.0,0.1.0-hotfix1");
+    assert_eq!(rev(env, &dir, "HEAD"), head);
+    assert!(backups(env, &dir).is_empty());
+
+    // The script by hand on a copy; the upgrade on the database.
+    let copy = pg::unique_db_name("sqlcopy");
+    prod.extra_dbs.push(copy.clone());
+    sql(
+        "postgres",
+        &format!("CREATE DATABASE \"{copy}\" TEMPLATE \"{db}\""),
+    );
+    pg::server().psql(&copy, &script);
+    env.release(&dir, &["upgrade"]).ok();
+    assert_eq!(
+        pg::server().dump_schema(&copy),
+        pg::server().dump_schema(&db)
+    );
+    assert_eq!(releases(&copy), releases(&db));
+    assert_eq!(releases(&copy), "0.0.0,0.1.0,0.1.0-hotfix1,0.2.0,0.3.0");
+    assert_eq!(
+        sql(&copy, "SELECT count(*) FROM half_orm_meta.hop_patch"),
+        sql(&db, "SELECT count(*) FROM half_orm_meta.hop_patch")
+    );
+    // Up to date: the script says so, and runs nothing.
+    let run = env.release(&dir, &["upgrade", "--dry-run", "--sql"]);
+    run.ok().stdout_has("up to date, nothing to run");
+}

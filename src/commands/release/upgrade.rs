@@ -33,6 +33,13 @@ pub struct Args {
     /// Print the plan (releases, patches, files, transaction splits) and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: print the exact SQL in run order on stdout, runnable
+    /// by psql -X -v ON_ERROR_STOP=1 -f (the plan goes to stderr)
+    #[arg(long, requires = "dry_run", conflicts_with = "json")]
+    pub sql: bool,
+    /// With --dry-run: print the plan as JSON on stdout (the rest on stderr)
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
     /// Upgrade even if the database schema drifted from its version's snapshot
     #[arg(long)]
     pub force: bool,
@@ -47,7 +54,56 @@ pub struct Args {
     pub db: DbArgs,
 }
 
+/// The `--dry-run --json` document.
+#[derive(serde::Serialize, Debug, Default)]
+pub struct Plan {
+    pub schema_version: u32,
+    pub database: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub releases: Vec<PlannedRelease>,
+    /// How many transactions the run takes (1 unless a step runs outside one).
+    pub transactions: usize,
+    pub error: Option<crate::machine::JsonError>,
+}
+
+#[derive(serde::Serialize, Debug)]
+pub struct PlannedRelease {
+    pub version: String,
+    pub commit: String,
+    pub patches: Vec<PlannedPatch>,
+}
+
+#[derive(serde::Serialize, Debug)]
+pub struct PlannedPatch {
+    pub id: String,
+    pub sha256: String,
+    /// `file` and how it runs: `transaction`, `no-transaction`, `python`,
+    /// `skipped` (done by an interrupted run).
+    pub steps: Vec<(String, String)>,
+}
+
 pub fn run(args: Args) -> Result<()> {
+    let machine = args.sql || args.json;
+    let mut plan = Plan {
+        schema_version: crate::machine::SCHEMA_VERSION,
+        ..Plan::default()
+    };
+    let mut sql = None;
+    let result = {
+        let _people = crate::machine::StdoutToStderr::new(machine);
+        upgrade(&args, &mut plan, &mut sql)
+    };
+    if args.json {
+        plan.error = result.as_ref().err().map(crate::machine::JsonError::from);
+        crate::machine::print(&plan)?;
+    } else if let Some(text) = sql.filter(|_| result.is_ok()) {
+        print!("{text}");
+    }
+    result
+}
+
+fn upgrade(args: &Args, plan: &mut Plan, sql: &mut Option<String>) -> Result<()> {
     let to = args
         .to_release
         .as_deref()
@@ -86,7 +142,14 @@ pub fn run(args: Args) -> Result<()> {
     })?;
     let rows = runner::step_rows(client)?;
     let pending = upgrade::pending(&project, &version, to.as_ref())?;
+    plan.database = Some(db.name().to_string());
+    plan.from = Some(version.to_string());
+    plan.to = Some(version.to_string());
     if pending.is_empty() && rows.is_empty() {
+        *sql = Some(format!(
+            "-- database {} is at {version}: up to date, nothing to run\n",
+            db.name()
+        ));
         if upgrade::work_tree_at(&project, &version)? {
             println!("database {} is at {version}: up to date", db.name());
         } else if args.dry_run {
@@ -175,6 +238,58 @@ pub fn run(args: Args) -> Result<()> {
         pending.len()
     );
     print!("{}", runner::describe(&releases, &resume));
+    plan.to = Some(target.to_string());
+    plan.transactions = runner::items(&releases, &resume)
+        .iter()
+        .filter(|i| matches!(i, runner::Item::Begin))
+        .count();
+    plan.releases = releases
+        .iter()
+        .map(|r| PlannedRelease {
+            version: r.version.to_string(),
+            commit: r.commit.clone(),
+            patches: r
+                .patches
+                .iter()
+                .map(|p| PlannedPatch {
+                    id: p.id.clone(),
+                    sha256: p.sha256.clone(),
+                    steps: p
+                        .steps
+                        .iter()
+                        .map(|s| {
+                            let how = if resume.release.as_ref() == Some(&r.version)
+                                && resume.done.contains(&(p.id.clone(), s.name.clone()))
+                            {
+                                "skipped"
+                            } else {
+                                match s.kind {
+                                    crate::patch_dir::StepKind::Python => "python",
+                                    crate::patch_dir::StepKind::Sql {
+                                        no_transaction: true,
+                                    } => "no-transaction",
+                                    crate::patch_dir::StepKind::Sql { .. } => "transaction",
+                                }
+                            };
+                            (s.name.clone(), how.to_string())
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    if args.sql {
+        *sql = Some(runner::plain_sql(
+            &releases,
+            &resume,
+            &format!(
+                "git hop-release upgrade --dry-run --sql: database {} from {version} to {target}\n\
+                 run it with: psql -X -v ON_ERROR_STOP=1 -f FILE (git hop-release upgrade itself also\n\
+                 takes a verified backup, checks for drift, locks, and guards the transactions)",
+                db.name()
+            ),
+        )?);
+    }
     let Some(taken) = taken else {
         println!("\ndry run: nothing was changed");
         return Ok(());
