@@ -247,7 +247,7 @@ build() {
         cargo=$HOME/.cargo/bin/cargo
     fi
     if [[ -z $cargo ]]; then
-        hint="install Rust (1.88 or newer) from https://rustup.rs, open a new shell, then re-run ./install.sh"
+        hint="install Rust (1.94 or newer) from https://rustup.rs, open a new shell, then re-run ./install.sh"
         [[ $is_root -eq 1 && -n ${SUDO_USER-} ]] &&
             hint="sudo resets PATH; try: sudo env \"PATH=\$PATH\" ./install.sh (or $hint)"
         die "cargo was not found (neither on PATH nor in ~/.cargo/bin)" "$hint"

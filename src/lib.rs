@@ -16,6 +16,7 @@ pub mod generate;
 pub mod git;
 pub mod hooks;
 pub mod import;
+pub mod lint;
 pub mod lock;
 pub mod lock_file;
 pub mod machine;

@@ -160,6 +160,17 @@ pub const PROJECT_SETTINGS: &[TomlSection] = &[
              after each rebuild of the database (docs/codegen.md).",
         )],
     },
+    TomlSection {
+        name: "lint",
+        keys: &[entry(
+            "deny",
+            Some("`[]`: every finding is a warning"),
+            "The lint rules (squawk's names, such as `require-concurrent-index-creation` or \
+             `changing-column-type`; `git hop-patch lint --help` and docs/patches.md list them) \
+             whose findings fail `apply`, `merge` and the validations, and make \
+             `git hop-patch lint` exit 1, instead of warning.",
+        )],
+    },
 ];
 
 /// Variables git-hop reads.
@@ -589,6 +600,7 @@ mod tests {
                     "name" => "\"x\"",
                     "command" => "\"pytest\"",
                     "python" => "true",
+                    "deny" => "[\"changing-column-type\"]",
                     other => panic!("no sample value for {other}"),
                 };
                 full.push_str(&format!("{} = {value}\n", k.name));

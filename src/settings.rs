@@ -20,6 +20,17 @@ pub struct ProjectConfig {
     pub tests: TestsSection,
     #[serde(default)]
     pub codegen: CodegenSection,
+    #[serde(default)]
+    pub lint: LintSection,
+}
+
+/// `[lint]`: which lint rules fail `apply` and `merge` instead of warning
+/// (docs/patches.md, "Lint").
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LintSection {
+    #[serde(default)]
+    pub deny: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -93,6 +104,18 @@ impl ProjectConfig {
                     path.display()
                 ))
                 .hint("upgrade git-hop: pull its repository and run ./install.sh"));
+            }
+        }
+        for rule in &cfg.lint.deny {
+            if !crate::lint::is_rule(rule) {
+                return Err(Error::new(format!(
+                    "{}: unknown lint rule '{rule}' in [lint] deny",
+                    at("deny")
+                ))
+                .hint(format!(
+                    "the rules: {}",
+                    crate::lint::rule_names().join(", ")
+                )));
             }
         }
         if let Some(cmd) = &cfg.tests.command

@@ -227,6 +227,13 @@ pub fn validate_staged(
     version: &Version,
 ) -> Result<()> {
     check_integrity(project, wt, release_commit, id, file, version)?;
+    // The lint, with the validated tree's [lint] deny (docs/patches.md).
+    let order = rebuild::patch_order(file, None)?;
+    let before: Vec<PatchId> = order.iter().take_while(|p| *p != id).cloned().collect();
+    crate::lint::report(
+        &crate::lint::lint_patch(&wt.path, &before, id)?,
+        &ProjectConfig::load(&wt.path)?.lint.deny,
+    )?;
     let dir = wt.path.join("Patches").join(id.as_str());
     let prove = touches_snapshot_loading(&dir);
     let (temp, texts) = validate_tree_keep(project, working, wt, version, file, true, prove)?;

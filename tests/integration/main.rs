@@ -14,6 +14,7 @@ mod test_housekeeping;
 mod test_import;
 mod test_init_clone;
 mod test_install;
+mod test_lint;
 mod test_lock;
 mod test_man;
 mod test_patch_flow;

@@ -35,6 +35,12 @@ pub fn run(args: Args) -> Result<()> {
     let order = rebuild::patch_order(&file, Some(&id))?;
     // Checked before the database is touched, like the patches.
     let seed = crate::seed::Seed::of(&project.root)?;
+    // The lint (docs/patches.md): warnings, or an error for a denied rule.
+    let before: Vec<_> = order.iter().take_while(|p| **p != id).cloned().collect();
+    crate::lint::report(
+        &crate::lint::lint_patch(&project.root, &before, &id)?,
+        &project.config.lint.deny,
+    )?;
     let dump = args
         .from_dump
         .as_deref()

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod attach;
 pub mod create;
 pub mod detach;
+pub mod lint;
 pub mod merge;
 pub mod status;
 pub mod sync;
@@ -33,6 +34,7 @@ pub enum Command {
     Create(create::Args),
     Apply(apply::Args),
     Merge(merge::Args),
+    Lint(lint::Args),
     Validate(validate::Args),
     Sync(sync::Args),
     Detach(detach::Args),
@@ -47,6 +49,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Create(a) => create::run(a),
         Command::Apply(a) => apply::run(a),
         Command::Merge(a) => merge::run(a),
+        Command::Lint(a) => lint::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Sync(a) => sync::run(a),
         Command::Detach(a) => detach::run(a),
