@@ -1,4 +1,4 @@
-//! docs/ci.md stays true: the `Validate` steps of its GitHub Actions
+//! docs/ci.md stays true: the `Lint` and `Validate` steps of its GitHub Actions
 //! workflow, run in a plain shell as the runner would (their `if:` decided
 //! by the branch), pass for a good patch and a release, and fail for a
 //! patch whose tests fail.
@@ -52,7 +52,10 @@ fn run_steps(p: &Project, dir: &str, branch: &str) -> (bool, usize, String) {
     let runner_temp = p.env.tmp.path().join("runner-temp");
     std::fs::create_dir_all(&runner_temp).unwrap();
     let mut ran = 0;
-    for s in steps().iter().filter(|s| s.name.starts_with("Validate")) {
+    for s in steps()
+        .iter()
+        .filter(|s| s.name.starts_with("Validate") || s.name.starts_with("Lint"))
+    {
         if s.prefix
             .as_deref()
             .is_some_and(|pre| !branch.starts_with(pre))
@@ -69,7 +72,14 @@ fn run_steps(p: &Project, dir: &str, branch: &str) -> (bool, usize, String) {
             .env("RUNNER_TEMP", &runner_temp)
             .output()
             .unwrap();
-        let verdict = std::fs::read_to_string(runner_temp.join("validation.json")).unwrap();
+        // Each step writes its verdict to "$RUNNER_TEMP/<name>.json".
+        let name = s
+            .run
+            .split("\"$RUNNER_TEMP/")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("step {:?} keeps no verdict", s.name));
+        let verdict = std::fs::read_to_string(runner_temp.join(name)).unwrap();
         let v: serde_json::Value = serde_json::from_str(&verdict)
             .unwrap_or_else(|e| panic!("step {:?} left no JSON verdict ({e}): {verdict}", s.name));
         assert_eq!(v["passed"], out.status.success(), "{verdict}");
@@ -104,7 +114,7 @@ fn the_ci_documents_workflow_passes_a_good_patch_and_a_release_and_fails_a_faili
     let before = p.origin_refs();
     assert_eq!(
         run_steps(&p, dir, "ho-patch/1-good"),
-        (true, 1, String::new())
+        (true, 2, String::new())
     );
 
     patch_with(
@@ -119,7 +129,7 @@ fn the_ci_documents_workflow_passes_a_good_patch_and_a_release_and_fails_a_faili
     );
     let before_bad = p.origin_refs();
     let (passed, ran, message) = run_steps(&p, dir, "ho-patch/2-bad");
-    assert_eq!((passed, ran), (false, 1));
+    assert_eq!((passed, ran), (false, 2));
     assert!(message.starts_with("tests failed"), "{message}");
     assert_eq!(p.origin_refs(), before_bad);
 

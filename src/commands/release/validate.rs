@@ -16,9 +16,9 @@ use crate::version::Version;
 /// Validate a release as promote would, and promote nothing
 ///
 /// Run the validation of git hop-release promote on the release of the
-/// current branch (or VERSION), as origin has it: in a temporary worktree
-/// and database, the production snapshot and the staged patches in TOML
-/// order, the regenerated code compared with the committed code, the
+/// current branch (or VERSION), as origin has it: the lint of its staged
+/// patches; in a temporary worktree and database, the production snapshot
+/// and the staged patches in TOML order, the regenerated code compared with the committed code, the
 /// tests, and the proof that the model snapshot dumped from it reloads.
 /// Commit, tag and push nothing. Candidates not merged yet are listed, not
 /// validated (merge them with git hop-patch merge). Exit 0 when it passes,
@@ -135,6 +135,12 @@ fn validate(args: &Args, asked: Option<Version>, report: &mut Report) -> Result<
     let working = project.database(&args.db.options(None))?;
     let wt = Worktree::add(&project, &r.commit)?;
     let file = PatchesFile::load(release_file::patches_path(&wt.path, &version))?;
+    // The lint of every staged patch, in order (docs/patches.md).
+    let order = crate::rebuild::patch_order(&file, None)?;
+    let deny = crate::settings::ProjectConfig::load(&wt.path)?.lint.deny;
+    for (i, id) in order.iter().enumerate() {
+        crate::lint::report(&crate::lint::lint_patch(&wt.path, &order[..i], id)?, &deny)?;
+    }
     let (temp, texts) =
         validation::validate_tree_keep(&project, &working, &wt, &version, &file, false, true)?;
     drop(temp);
