@@ -94,10 +94,7 @@ pub fn lint_patch(root: &Path, before: &[PatchId], id: &PatchId) -> Result<Vec<F
                 })
             {
                 let text = std::fs::read_to_string(&step.path).unwrap_or_default();
-                if creates_a_table(&text) {
-                    context.push_str(&text);
-                    context.push_str("\n;\n");
-                }
+                context.push_str(&table_statements(&text));
             }
         }
     }
@@ -114,20 +111,48 @@ pub fn lint_patch(root: &Path, before: &[PatchId], id: &PatchId) -> Result<Vec<F
             out.extend(lint_text("", &text, false, &file));
         } else {
             out.extend(lint_text(&context, &text, true, &file));
-            if creates_a_table(&text) {
-                context.push_str(&text);
-                context.push_str("\n;\n");
-            }
+            context.push_str(&table_statements(&text));
         }
     }
     Ok(out)
 }
 
-/// A cheap test: most files (data, functions) create no table, and need
-/// not be parsed again as context.
-fn creates_a_table(text: &str) -> bool {
-    let lower = text.to_ascii_lowercase();
-    lower.contains("create") && lower.contains("table")
+/// The `CREATE … TABLE` statements of `text`, each ended by `;`: the
+/// context a later file needs (squawk knows the tables created in the
+/// transaction). Found with the lexer of psql's quoting, without parsing,
+/// so that a large data file costs little.
+fn table_statements(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut lexer = crate::sql_lexer::Lexer::default();
+    let mut ends = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        lexer.feed(line.as_bytes(), |i| {
+            if line.as_bytes()[i] == b';' {
+                ends.push(offset + i);
+            }
+            true
+        });
+        offset += line.len();
+    }
+    let mut out = String::new();
+    let mut start = 0;
+    for end in ends.into_iter().chain(std::iter::once(bytes.len())) {
+        let stmt = &text[start..end];
+        start = (end + 1).min(bytes.len());
+        let code: Vec<String> = stmt
+            .lines()
+            .map(|l| l.split("--").next().unwrap_or(""))
+            .flat_map(str::split_whitespace)
+            .take(7)
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if code.first().is_some_and(|w| w == "create") && code.iter().any(|w| w == "table") {
+            out.push_str(stmt.trim());
+            out.push_str(";\n");
+        }
+    }
+    out
 }
 
 /// The findings in `text` (named `file`), linted after `context`.
@@ -217,6 +242,15 @@ mod tests {
         assert!(lint("CREATE TABLE t (id int);\n;\n", "CREATE INDEX ON t (id);\n").is_empty());
         // The context's own findings are not the file's.
         assert!(lint("CREATE INDEX ON users (id);\n;\n", "SELECT 1;\n").is_empty());
+    }
+
+    #[test]
+    fn the_context_keeps_only_table_creations() {
+        let text = "INSERT INTO x VALUES (';create table no');\n-- create table no\nCREATE UNLOGGED TABLE a (id int);\nCREATE INDEX ON a (id);\ncreate table if not exists \"b;\" (id int)";
+        assert_eq!(
+            table_statements(text),
+            "-- create table no\nCREATE UNLOGGED TABLE a (id int);\ncreate table if not exists \"b;\" (id int);\n"
+        );
     }
 
     #[test]
