@@ -107,12 +107,9 @@ pub fn rebuild(
             }
         }
     }
-    // Dropped and created again, or emptied in place for a role without
-    // CREATEDB (docs/engine.md).
-    db.recreate()?;
     let started = std::time::Instant::now();
     if let Start::Dump(dump) = &start {
-        dump.restore(&db.params)?;
+        restore_then_swap(db, dump)?;
         let _ = writeln!(
             out,
             "database {}: dump {} restored (production {production}, {} ms)",
@@ -121,6 +118,9 @@ pub fn rebuild(
             started.elapsed().as_millis()
         );
     } else {
+        // Dropped and created again, or emptied in place for a role without
+        // CREATEDB (docs/engine.md).
+        db.recreate()?;
         snapshot::load(&db.params, root, &production)?;
         let _ = writeln!(
             out,
@@ -139,4 +139,34 @@ pub fn rebuild(
             out,
         },
     )
+}
+
+/// Restores `dump` into a temporary database, then puts it in the place of
+/// `db` (docs/patches.md, "Trying a patch on real data"): a restore that
+/// fails half-way (a dump truncated after the checks, a full disk) leaves
+/// `db` as it was. A role that may not create databases restores into `db`
+/// emptied in place, as before.
+fn restore_then_swap(db: &Database, dump: &crate::dump::Dump) -> Result<()> {
+    if !db.role()?.may_create_databases {
+        db.recreate()?;
+        return dump.restore(&db.params);
+    }
+    let temp = crate::db::temp::TempDatabase::new(db, "restore");
+    temp.db.create()?;
+    dump.restore(&temp.db.params)
+        .map_err(|e| e.context(format!("database {} was left as it was", db.name())))?;
+    let mut c = db.connect_maintenance()?;
+    db.drop_via(&mut c)?;
+    c.batch_execute(&format!(
+        "ALTER DATABASE {} RENAME TO {}; COMMENT ON DATABASE {} IS NULL",
+        crate::db::database::quote_ident(temp.db.name()),
+        crate::db::database::quote_ident(db.name()),
+        crate::db::database::quote_ident(db.name()),
+    ))
+    .map_err(|e| {
+        crate::db::database::sql_error(
+            &format!("cannot rename the restored database to {}", db.name()),
+            e,
+        )
+    })
 }

@@ -138,6 +138,31 @@ fn apply_from_dump_runs_a_data_migration_on_production_rows_and_refuses_unusable
         );
         assert_eq!(state(&p.db), before, "{file}");
     }
+    // A dump that passes the checks but fails while it is restored (a
+    // statement the server refuses, half-way): the working database as it
+    // was, and no restore database left behind.
+    let failing = env.tmp.path().join("failing.sql");
+    let at = text.find("COPY ").expect("the plain dump has COPY data");
+    std::fs::write(
+        &failing,
+        format!("{}SELECT 1 / 0;\n{}", &text[..at], &text[at..]),
+    )
+    .unwrap();
+    let run = env.patch(dir, &["apply", "--from-dump", failing.to_str().unwrap()]);
+    run.fails(1)
+        .stderr_has("division by zero")
+        .stderr_has(&format!("database {} was left as it was", p.db));
+    assert_eq!(state(&p.db), before);
+    assert_eq!(
+        sql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_database WHERE starts_with(datname, '{}_hop_restore_')",
+                p.db
+            )
+        ),
+        "0"
+    );
     for db in [&prod, &old] {
         pg::server().drop_db(db);
     }
