@@ -238,8 +238,22 @@ fn a_project_made_by_half_orm_dev_is_imported_then_continued_and_its_production_
     assert_eq!(clone_state(&env, dev), before);
     assert_eq!(ls_origin(), origin_before);
 
-    // The import of the development clone.
-    env.release(dev, &["import"]).ok().stdout_has("imported:");
+    // The import of the development clone, stopped after its push (a
+    // folder where git-hop writes its post-merge hook): origin has the
+    // import; run again, the clone's part resumes.
+    let blocker = env.path(dev).join(".git/hooks/post-merge");
+    std::fs::create_dir_all(&blocker).unwrap();
+    env.release(dev, &["import"])
+        .fails(1)
+        .stdout_has("pushed the import to origin");
+    assert!(ls_origin().contains("refs/tags/v0.1.0-hotfix1"));
+    std::fs::remove_dir(&blocker).unwrap();
+    env.release(dev, &["import"])
+        .ok()
+        .stdout_has("resume the import of this clone")
+        .stdout_has("rebuilt at 0.1.0-hotfix1")
+        .stdout_has("imported:");
+    assert!(!env.path(dev).join(".git/hop/import-pending").exists());
     let config = std::fs::read_to_string(env.path(dev).join(".hop/config")).unwrap();
     assert!(config.contains("[project]"), "{config}");
     assert!(env.path(dev).join("Patches/1-a/01.sql").is_file());
