@@ -372,18 +372,7 @@ pub fn plain_sql(releases: &[ReleaseRun], resume: &Resume, header: &str) -> Resu
     for l in header.lines() {
         out.push_str(&format!("-- {l}\n"));
     }
-    let row = |r: usize, p: usize, s: usize, state: &str| {
-        let rel = &releases[r];
-        let patch = &rel.patches[p];
-        format!(
-            "INSERT INTO half_orm_meta.hop_upgrade_step (release, patch_id, file, sha256, state) VALUES ({}, {}, {}, {}, '{state}') \
-             ON CONFLICT (release, patch_id, file) DO UPDATE SET state = EXCLUDED.state, error = NULL, at = now();\n",
-            quote_literal(&rel.version.to_string()),
-            quote_literal(&patch.id),
-            quote_literal(&patch.steps[s].name),
-            quote_literal(&patch.sha256),
-        )
-    };
+    let row = |r: usize, p: usize, s: usize, state: &str| step_row(releases, r, p, s, state) + "\n";
     for item in items(releases, resume) {
         match item {
             Item::Begin => out.push_str("\nBEGIN;\n"),
@@ -443,33 +432,63 @@ pub fn plain_sql(releases: &[ReleaseRun], resume: &Resume, header: &str) -> Resu
             }
             Item::ReleaseEnd(r) => {
                 let rel = &releases[r];
-                let v = &rel.version;
-                let (pre, num) = v.pre_release_columns();
                 out.push_str(&format!(
-                    "\n-- record release {v}\nRESET ALL;\nINSERT INTO half_orm_meta.hop_release (version, major, minor, patch, pre_release, pre_release_num, commit) VALUES ({}, {}, {}, {}, {}, {}, {});\n",
-                    quote_literal(&v.to_string()),
-                    v.major,
-                    v.minor,
-                    v.patch,
-                    quote_literal(pre),
-                    num.map(|n| n.to_string()).unwrap_or_else(|| "NULL".into()),
-                    quote_literal(&rel.commit)
+                    "\n-- record release {}\nRESET ALL;\n",
+                    rel.version
                 ));
-                for patch in &rel.patches {
-                    out.push_str(&format!(
-                        "INSERT INTO half_orm_meta.hop_patch (patch_id, release, sha256) VALUES ({}, {}, {});\n",
-                        quote_literal(&patch.id),
-                        quote_literal(&v.to_string()),
-                        quote_literal(&patch.sha256)
-                    ));
-                }
-                if tracked(releases, resume, r) {
-                    out.push_str("DROP TABLE IF EXISTS half_orm_meta.hop_upgrade_step;\n");
+                for l in release_rows(rel, tracked(releases, resume, r)) {
+                    out.push_str(&l);
+                    out.push('\n');
                 }
             }
         }
     }
     Ok(out)
+}
+
+/// The row of step `s` of patch `p` of release `r` in the step table, in
+/// `state`: the run's and the plain SQL plan's.
+fn step_row(releases: &[ReleaseRun], r: usize, p: usize, s: usize, state: &str) -> String {
+    let rel = &releases[r];
+    let patch = &rel.patches[p];
+    format!(
+        "INSERT INTO half_orm_meta.hop_upgrade_step (release, patch_id, file, sha256, state) VALUES ({}, {}, {}, {}, '{state}') \
+         ON CONFLICT (release, patch_id, file) DO UPDATE SET state = EXCLUDED.state, error = NULL, at = now();",
+        quote_literal(&rel.version.to_string()),
+        quote_literal(&patch.id),
+        quote_literal(&patch.steps[s].name),
+        quote_literal(&patch.sha256),
+    )
+}
+
+/// The statements that record release `rel` in `half_orm_meta` at its end
+/// (and drop the step table of a `tracked` one): the run's and the plain
+/// SQL plan's.
+fn release_rows(rel: &ReleaseRun, tracked: bool) -> Vec<String> {
+    let v = &rel.version;
+    let (pre, num) = v.pre_release_columns();
+    let mut out = vec![format!(
+        "INSERT INTO half_orm_meta.hop_release (version, major, minor, patch, pre_release, pre_release_num, commit) VALUES ({}, {}, {}, {}, {}, {}, {});",
+        quote_literal(&v.to_string()),
+        v.major,
+        v.minor,
+        v.patch,
+        quote_literal(pre),
+        num.map(|n| n.to_string()).unwrap_or_else(|| "NULL".into()),
+        quote_literal(&rel.commit)
+    )];
+    for patch in &rel.patches {
+        out.push(format!(
+            "INSERT INTO half_orm_meta.hop_patch (patch_id, release, sha256) VALUES ({}, {}, {});",
+            quote_literal(&patch.id),
+            quote_literal(&v.to_string()),
+            quote_literal(&patch.sha256)
+        ));
+    }
+    if tracked {
+        out.push("DROP TABLE IF EXISTS half_orm_meta.hop_upgrade_step;".into());
+    }
+    out
 }
 
 /// A part of the run: a psql process, or one Python step.
@@ -508,16 +527,7 @@ impl Builder<'_> {
     }
 
     fn step_row(&self, r: usize, p: usize, s: usize, state: &str) -> String {
-        let rel = &self.releases[r];
-        let patch = &rel.patches[p];
-        format!(
-            "INSERT INTO half_orm_meta.hop_upgrade_step (release, patch_id, file, sha256, state) VALUES ({}, {}, {}, {}, '{state}') \
-             ON CONFLICT (release, patch_id, file) DO UPDATE SET state = EXCLUDED.state, error = NULL, at = now();",
-            quote_literal(&rel.version.to_string()),
-            quote_literal(&patch.id),
-            quote_literal(&patch.steps[s].name),
-            quote_literal(&patch.sha256),
-        )
+        step_row(self.releases, r, p, s, state)
     }
 }
 
@@ -624,28 +634,8 @@ fn build(
                 for l in driver::session_reset(&b.settings, true, used) {
                     b.line(&l);
                 }
-                let v = &rel.version;
-                let (pre, num) = v.pre_release_columns();
-                b.line(&format!(
-                    "INSERT INTO half_orm_meta.hop_release (version, major, minor, patch, pre_release, pre_release_num, commit) VALUES ({}, {}, {}, {}, {}, {}, {});",
-                    quote_literal(&v.to_string()),
-                    v.major,
-                    v.minor,
-                    v.patch,
-                    quote_literal(pre),
-                    num.map(|n| n.to_string()).unwrap_or_else(|| "NULL".into()),
-                    quote_literal(&rel.commit)
-                ));
-                for patch in &rel.patches {
-                    b.line(&format!(
-                        "INSERT INTO half_orm_meta.hop_patch (patch_id, release, sha256) VALUES ({}, {}, {});",
-                        quote_literal(&patch.id),
-                        quote_literal(&v.to_string()),
-                        quote_literal(&patch.sha256)
-                    ));
-                }
-                if tracked(releases, resume, r) {
-                    b.line("DROP TABLE IF EXISTS half_orm_meta.hop_upgrade_step;");
+                for l in release_rows(rel, tracked(releases, resume, r)) {
+                    b.line(&l);
                 }
             }
         }
