@@ -278,6 +278,8 @@ pub fn create_from_template(
             (0, tpl.name().to_string())
         }
     };
+    // Where the target's own run starts, and what is built beside it.
+    let (mut from, mut meanwhile) = (head, String::new());
     if have < head && target.note.is_some() {
         // A temporary target (a validation's): copied from the template of
         // the first `have` patches, the rest run on it; the template of the
@@ -298,26 +300,9 @@ pub fn create_from_template(
             source.clone(),
             extra_env,
         );
-        if let Err(e) = target
-            .drop_via(&mut c)
-            .and_then(|()| target.create_via(&mut c, Some(&source)))
-        {
-            return Ok(Err(Fallback(e.message)));
-        }
-        let _ = writeln!(
-            out,
-            "database {}: copied from template {source} (production snapshot {production}{}); template {name} of the staged head is made meanwhile",
-            target.name(),
-            match have {
-                0 => String::new(),
-                n => format!(" and {n} staged patch(es)"),
-            }
-        );
-        let run = run_rest(target, release, checked, have, root, extra_env, out).map(Ok);
-        evict_later(c, cache, made);
-        return run;
-    }
-    if have < head {
+        meanwhile = format!("; template {name} of the staged head is made meanwhile");
+        from = have;
+    } else if have < head {
         let started = std::time::Instant::now();
         let tpl = match new_template(&mut c, target, cache, Some(&source)) {
             Ok(t) => t,
@@ -360,7 +345,7 @@ pub fn create_from_template(
         // Records the use, for the least-recently-used bound; best effort.
         let _ = mark(&mut c, &source, &keys[have], cache);
     }
-    debug_assert_eq!(have, head);
+    debug_assert!(have == head || from == have);
     // Drops and recreates the target as a copy.
     if let Err(e) = target
         .drop_via(&mut c)
@@ -370,14 +355,14 @@ pub fn create_from_template(
     }
     let _ = writeln!(
         out,
-        "database {}: copied from template {source} (production snapshot {production}{})",
+        "database {}: copied from template {source} (production snapshot {production}{}){meanwhile}",
         target.name(),
-        match head {
+        match from {
             0 => String::new(),
             n => format!(" and {n} staged patch(es)"),
         }
     );
-    let run = run_rest(target, release, checked, head, root, extra_env, out).map(Ok);
+    let run = run_rest(target, release, checked, from, root, extra_env, out).map(Ok);
     evict_later(c, cache, made);
     run
 }
