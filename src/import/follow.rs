@@ -275,7 +275,28 @@ impl Follow {
             let mut client = working.connect()?;
             let fail = |e| crate::db::database::sql_error("cannot convert the metadata", e);
             let mut tx = client.transaction().map_err(fail)?;
-            tx.batch_execute(&convert_metadata_sql()).map_err(fail)?;
+            // Live traffic: its locks are waited for hop.lockTimeout at most
+            // (docs/import.md); the transaction then rolls back whole.
+            let wait = CloneSettings::read(&repo)?.lock_timeout;
+            tx.batch_execute(&format!(
+                "SET LOCAL lock_timeout = '{}ms'",
+                wait.as_millis().max(1)
+            ))
+            .map_err(fail)?;
+            tx.batch_execute(&convert_metadata_sql()).map_err(|e| {
+                let blocked = e
+                    .as_db_error()
+                    .is_some_and(|d| d.code() == &postgres::error::SqlState::LOCK_NOT_AVAILABLE);
+                let err = fail(e);
+                if blocked {
+                    err.hint(format!(
+                        "a session of the application holds a lock on half_orm_meta (waited {} ms, hop.lockTimeout): nothing of the database was changed; run git hop-release import again, it resumes",
+                        wait.as_millis()
+                    ))
+                } else {
+                    err
+                }
+            })?;
             let at = crate::db::meta::database_version(&mut tx)?;
             tx.commit().map_err(fail)?;
             let _ = writeln!(

@@ -306,7 +306,63 @@ fn a_project_made_by_half_orm_dev_is_imported_then_continued_and_its_production_
         .stdout_has("the production database: half-orm-dev's metadata converted in place")
         .stdout_has("dry run: nothing was changed");
     assert_eq!(clone_state(&env, "prod"), before);
-    env.release("prod", &["import"]).ok();
+    // A commit of its own that origin lacks: refused, nothing changed.
+    let bare = ["-c", "core.hooksPath=/dev/null"];
+    write(&env, "prod", "local.txt", "x\n");
+    env.git("prod", &[&bare[..], &["add", "local.txt"]].concat())
+        .ok();
+    env.git("prod", &[&bare[..], &["commit", "-qm", "local"]].concat())
+        .ok();
+    let with_commit = clone_state(&env, "prod");
+    env.release("prod", &["import"])
+        .fails(1)
+        .stderr_has("this clone's HEAD has commits it lacks");
+    assert_eq!(clone_state(&env, "prod"), with_commit);
+    env.git(
+        "prod",
+        &[&bare[..], &["reset", "-q", "--hard", "HEAD~1"]].concat(),
+    )
+    .ok();
+    // The application holds a lock on half-orm-dev's metadata: the
+    // conversion waits hop.lockTimeout, then rolls back whole; run again
+    // once the lock is gone, the import resumes.
+    let mut holder = std::process::Command::new("psql")
+        .args(server.psql_args(&server.superuser, &prod_db))
+        .args([
+            "-c",
+            "BEGIN; LOCK TABLE half_orm_meta.hop_release IN ACCESS SHARE MODE; SELECT pg_sleep(120);",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let locked = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'hop_release' AND l.granted";
+    for _ in 0..100 {
+        if sql(&prod_db, locked) != "0" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    env.release("prod", &["import"])
+        .fails(1)
+        .stderr_has("holds a lock on half_orm_meta");
+    assert_eq!(
+        sql(
+            &prod_db,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'half_orm_meta.half_orm_dev'"
+        ),
+        "0",
+        "the conversion rolled back"
+    );
+    sql(
+        &prod_db,
+        "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'hop_release' AND l.pid <> pg_backend_pid()",
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    env.release("prod", &["import"])
+        .ok()
+        .stdout_has("resume the import of this clone");
     assert_eq!(sql(&prod_db, "SELECT count(*) FROM a"), db_before);
     assert_eq!(
         env.git("prod", &["config", "hop.production"]).ok().out(),
