@@ -28,6 +28,30 @@ impl From<&Error> for JsonError {
     }
 }
 
+/// A `--json` document that carries a verdict.
+pub trait Verdict: Serialize {
+    fn set_verdict(&mut self, passed: bool, error: Option<JsonError>);
+}
+
+/// Runs `work` on `report` (with `json`, its output and its children's on
+/// stderr), records the verdict in it, and with `json` prints it; returns
+/// what `work` returned, so the exit code says the verdict.
+pub fn judged<R: Verdict>(
+    json: bool,
+    report: &mut R,
+    work: impl FnOnce(&mut R) -> Result<()>,
+) -> Result<()> {
+    let result = {
+        let _people = StdoutToStderr::new(json);
+        work(report)
+    };
+    report.set_verdict(result.is_ok(), result.as_ref().err().map(JsonError::from));
+    if json {
+        print(report)?;
+    }
+    result
+}
+
 /// Prints `value` as pretty JSON on stdout.
 pub fn print<T: Serialize>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)

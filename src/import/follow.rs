@@ -210,14 +210,7 @@ impl Follow {
                 .map(|f| format!(", as half-orm-dev's {} says", f.display()))
                 .unwrap_or_default()
         ));
-        out.push(if self.legacy.production {
-            "the production database: half-orm-dev's metadata converted in place (one transaction), its data untouched; then git hop-release upgrade".to_string()
-        } else {
-            format!(
-                "the working database rebuilt at {} from the new snapshot",
-                self.production
-            )
-        });
+        out.push(database_step(&self.legacy, &self.production));
         out
     }
 
@@ -320,6 +313,15 @@ impl Follow {
         }
         remove_marker(&repo);
         Ok(())
+    }
+}
+
+/// What happens to the clone's database, in words (the plans' last line).
+pub(super) fn database_step(legacy: &Legacy, production: &Version) -> String {
+    if legacy.production {
+        "the production database: half-orm-dev's metadata converted in place (one transaction), its data untouched; then git hop-release upgrade".to_string()
+    } else {
+        format!("the working database rebuilt at {production} from the new snapshot")
     }
 }
 

@@ -470,15 +470,7 @@ impl Plan {
                 h.display()
             ));
         }
-        out.push(if self.legacy.production {
-            "the production database: half-orm-dev's metadata converted in place (one transaction)"
-                .to_string()
-        } else {
-            format!(
-                "the working database rebuilt at {} from the new snapshot",
-                self.production
-            )
-        });
+        out.push(follow::database_step(&self.legacy, &self.production));
         out
     }
 

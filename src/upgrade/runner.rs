@@ -1243,6 +1243,34 @@ mod tests {
     }
 
     #[test]
+    fn the_plain_sql_plan_holds_the_files_and_refuses_python() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("01.sql");
+        std::fs::write(&f, "CREATE TABLE t (id int);").unwrap();
+        let mut one = sql("01.sql");
+        one.path = f;
+        let r = rel("0.2.0", vec![("1-a", vec![one])]);
+        let text = plain_sql(std::slice::from_ref(&r), &Resume::default(), "head").unwrap();
+        assert!(text.starts_with("-- head\n"), "{text}");
+        assert!(
+            text.contains("\nBEGIN;\n") && text.trim_end().ends_with("COMMIT;"),
+            "{text}"
+        );
+        assert!(text.contains("CREATE TABLE t (id int);\n"), "{text}");
+        assert!(
+            text.contains("INSERT INTO half_orm_meta.hop_release"),
+            "{text}"
+        );
+        assert!(!text.contains('\\'), "no psql meta-command: {text}");
+        let py = rel(
+            "0.2.0",
+            vec![("1-a", vec![step("02.py", StepKind::Python)])],
+        );
+        let e = plain_sql(&[py], &Resume::default(), "head").unwrap_err();
+        assert!(e.message.contains("has no SQL form"), "{}", e.message);
+    }
+
+    #[test]
     fn markers_round_trip() {
         for m in [
             Marker::Release(1),

@@ -113,6 +113,20 @@ fn locking_ddl_warns_in_apply_fails_merge_when_denied_and_new_tables_are_fine() 
         .stderr_has("changing-column-type is denied by [lint] deny");
     assert_eq!(p.origin_refs(), before);
     env.patch(dir, &["lint"]).fails(1);
+    // apply refuses before the database is touched (a rebuild would drop
+    // this table of the working database).
+    let server = crate::support::pg::server();
+    server.psql(&p.db, "CREATE TABLE marker (id int)");
+    env.patch(dir, &["apply"])
+        .fails(1)
+        .stderr_has("changing-column-type is denied");
+    assert_eq!(
+        server.psql(
+            &p.db,
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'marker'"
+        ),
+        "1"
+    );
     // An unknown rule is a config error naming the line.
     write(
         env,

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::lint::{self, Finding};
-use crate::machine::{self, JsonError};
+use crate::machine::{self, JsonError, Verdict};
 use crate::preconditions;
 use crate::project::Project;
 use crate::rebuild;
@@ -53,13 +53,14 @@ pub fn run(args: Args) -> Result<()> {
         passed: false,
         error: None,
     };
-    let result = lint_current(&args, &mut report);
-    report.passed = result.is_ok();
-    report.error = result.as_ref().err().map(JsonError::from);
-    if args.json {
-        machine::print(&report)?;
+    machine::judged(args.json, &mut report, |report| lint_current(&args, report))
+}
+
+impl Verdict for Report {
+    fn set_verdict(&mut self, passed: bool, error: Option<JsonError>) {
+        self.passed = passed;
+        self.error = error;
     }
-    result
 }
 
 fn lint_current(args: &Args, report: &mut Report) -> Result<()> {

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::commands::db_args::DbArgs;
 use crate::error::{Error, Result};
-use crate::machine::{self, JsonError, StdoutToStderr};
+use crate::machine::{self, JsonError, Verdict};
 use crate::origin::{Origin, REMOTE};
 use crate::preconditions;
 use crate::project::{Project, RELEASE_PREFIX};
@@ -53,6 +53,13 @@ pub const IDENTITY: &[(&str, &str)] = &[
     ("GIT_COMMITTER_EMAIL", "git-hop@localhost"),
 ];
 
+impl Verdict for Report {
+    fn set_verdict(&mut self, passed: bool, error: Option<JsonError>) {
+        self.passed = passed;
+        self.error = error;
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     let mut report = Report {
         schema_version: machine::SCHEMA_VERSION,
@@ -64,15 +71,8 @@ pub fn run(args: Args) -> Result<()> {
         passed: false,
         error: None,
     };
-    let result = {
-        let _quiet = StdoutToStderr::new(args.json);
-        validate(&args, &mut report)
-    };
-    report.passed = result.is_ok();
-    report.error = result.as_ref().err().map(JsonError::from);
-    if args.json {
-        machine::print(&report)?;
-    } else if result.is_ok() {
+    let result = machine::judged(args.json, &mut report, |report| validate(&args, report));
+    if !args.json && result.is_ok() {
         println!(
             "\nvalidated {} with release {}: it would merge (nothing was committed or pushed)",
             report.patch.as_deref().unwrap_or(""),

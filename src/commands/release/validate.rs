@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::commands::db_args::DbArgs;
 use crate::error::{Error, Result};
-use crate::machine::{self, JsonError, StdoutToStderr};
+use crate::machine::{self, JsonError, Verdict};
 use crate::project::{BranchRole, Project, RELEASE_PREFIX};
 use crate::release;
 use crate::release_file::{self, PatchesFile};
@@ -52,6 +52,13 @@ pub struct Report {
     pub error: Option<JsonError>,
 }
 
+impl Verdict for Report {
+    fn set_verdict(&mut self, passed: bool, error: Option<JsonError>) {
+        self.passed = passed;
+        self.error = error;
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     // Checked first: a usage error is no validation result.
     let asked = match &args.release {
@@ -71,15 +78,10 @@ pub fn run(args: Args) -> Result<()> {
         passed: false,
         error: None,
     };
-    let result = {
-        let _quiet = StdoutToStderr::new(args.json);
-        validate(&args, asked, &mut report)
-    };
-    report.passed = result.is_ok();
-    report.error = result.as_ref().err().map(JsonError::from);
-    if args.json {
-        machine::print(&report)?;
-    } else if result.is_ok() {
+    let result = machine::judged(args.json, &mut report, |report| {
+        validate(&args, asked, report)
+    });
+    if !args.json && result.is_ok() {
         println!(
             "\nvalidated release {} ({} staged patch(es)): it would promote (nothing was committed, tagged or pushed)",
             report.release.as_deref().unwrap_or(""),
