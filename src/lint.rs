@@ -247,6 +247,17 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_quick_start_patch_has_no_finding() {
+        assert!(
+            lint(
+                "",
+                "CREATE TABLE users (id serial PRIMARY KEY, username text NOT NULL);\n"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
     fn the_context_keeps_only_table_creations() {
         let text = "INSERT INTO x VALUES (';create table no');\n-- create table no\nCREATE UNLOGGED TABLE a (id int);\nCREATE INDEX ON a (id);\ncreate table if not exists \"b;\" (id int)";
         assert_eq!(
