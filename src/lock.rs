@@ -77,7 +77,11 @@ impl Holder {
             && !self.pid.is_empty()
             && self.pid != std::process::id().to_string()
             && Path::new("/proc/self").exists()
-            && !Path::new(&format!("/proc/{}", self.pid)).exists()
+            // A zombie (killed, not reaped yet) is gone too.
+            && self
+                .pid
+                .parse()
+                .is_ok_and(|pid| !crate::owner::process_alive(pid, None))
     }
 
     pub fn expired(&self, now: u64) -> bool {
