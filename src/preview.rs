@@ -331,7 +331,11 @@ fn run(
         crate::generate::environment(conf_dir, &wt.path, &config, db).map_err(Failed::Later)?;
     let cache = project.templates();
     let start = match &cache {
-        Some(cache) => rebuild::Start::Templates { cache, staged },
+        Some(cache) => rebuild::Start::Templates {
+            cache,
+            staged,
+            copied: None,
+        },
         None => rebuild::Start::Replay,
     };
     rebuild::rebuild(db, &wt.path, version, order, start, env.clone(), out)

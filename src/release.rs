@@ -366,7 +366,7 @@ pub fn build_production(
     let patches = file.staged();
 
     let (temp, texts) =
-        validation::validate_tree_keep(project, working, &wt, target, &file, false, true)?;
+        validation::validate_tree_keep(project, working, &wt, target, &file, None, true)?;
     drop(temp);
     let texts = texts.ok_or_else(|| Error::new("the validation dumped no model snapshot"))?;
     // The snapshot must build what it was dumped from (docs/snapshots.md).

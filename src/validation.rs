@@ -150,6 +150,7 @@ pub fn validate_merge(
     env: &[(&str, &str)],
 ) -> Result<String> {
     let wt = Worktree::add(project, release_commit)?;
+    let prepared = prepare(project, working, &wt, version);
     let release_branch = format!("ho-release/{version}");
     let file = merge_and_stage(
         &wt,
@@ -164,8 +165,48 @@ pub fn validate_merge(
         },
     )?;
     let commit = wt.git.head()?;
-    validate_staged(project, working, &wt, release_commit, id, &file, version)?;
+    validate_staged(
+        project,
+        working,
+        &wt,
+        release_commit,
+        id,
+        &file,
+        version,
+        prepared,
+    )?;
     Ok(commit)
+}
+
+/// The validation database of a merge, copied ahead from the template of
+/// the release's staged head while git merges in `wt` (checked out at the
+/// release commit, untouched yet): [`rebuild::template::Prepared`]. `None`
+/// without templates, or when the release's staged patches cannot be read
+/// as they are (the validation that follows reports it).
+pub fn prepare(
+    project: &Project,
+    working: &Database,
+    wt: &Worktree,
+    version: &Version,
+) -> Option<rebuild::template::Prepared> {
+    let cache = project.templates()?;
+    let file = PatchesFile::load(release_file::patches_path(&wt.path, version)).ok()?;
+    let mut to_run = Vec::new();
+    for id in rebuild::patch_order(&file, None).ok()? {
+        let dir = wt.path.join("Patches").join(id.as_str());
+        to_run.push(rebuild::runner::PatchToRun { id, dir });
+    }
+    let staged = rebuild::runner::check(&to_run, &wt.path).ok()?;
+    let production = crate::snapshot::current_version(&wt.path).ok()?;
+    rebuild::template::Prepared::start(
+        TempDatabase::unswept(working, "validate"),
+        &cache,
+        &wt.path,
+        &production,
+        version,
+        &staged,
+    )
+    .ok()
 }
 
 /// How step 1 names itself: the merge in a conflict, the hint, the commit
@@ -217,6 +258,8 @@ pub fn merge_and_stage(
 /// `release_commit`) is committed, staged, in `wt`: merge integrity, steps
 /// 2–5, and the snapshot proof when the patch may need it. `merge` and
 /// `pre-push` (hop.prePushTests) both run it, so they judge alike.
+/// `prepared`: its database, copied ahead ([`prepare`]).
+#[allow(clippy::too_many_arguments)]
 pub fn validate_staged(
     project: &Project,
     working: &Database,
@@ -225,6 +268,7 @@ pub fn validate_staged(
     id: &PatchId,
     file: &PatchesFile,
     version: &Version,
+    prepared: Option<rebuild::template::Prepared>,
 ) -> Result<()> {
     check_integrity(project, wt, release_commit, id, file, version)?;
     // The lint, with the validated tree's [lint] deny (docs/patches.md).
@@ -236,7 +280,8 @@ pub fn validate_staged(
     )?;
     let dir = wt.path.join("Patches").join(id.as_str());
     let prove = touches_snapshot_loading(&dir);
-    let (temp, texts) = validate_tree_keep(project, working, wt, version, file, true, prove)?;
+    let (temp, texts) =
+        validate_tree_keep(project, working, wt, version, file, Some(prepared), prove)?;
     if let Some(texts) = texts {
         // The cheap form of promote's proof (docs/snapshots.md), so that a
         // snapshot that would not reload shows up on the patch that causes it.
@@ -383,25 +428,31 @@ pub fn validate_tree(
     version: &Version,
     file: &PatchesFile,
 ) -> Result<()> {
-    validate_tree_keep(project, working, wt, version, file, false, false).map(|_| ())
+    validate_tree_keep(project, working, wt, version, file, None, false).map(|_| ())
 }
 
 /// [`validate_tree`], handing the validation database to the caller, and
 /// with `dump_snapshot` the model snapshot dumped from it once the code is
 /// generated, before the seed data and the tests (a promotion writes it);
 /// the database is dropped with the returned value, and on failure before
-/// returning.
+/// returning. `templates`: `None` replays (a promotion); `Some` starts
+/// from templates (merge, pre-push), from the database copied ahead when
+/// there is one.
 pub fn validate_tree_keep(
     project: &Project,
     working: &Database,
     wt: &Worktree,
     version: &Version,
     file: &PatchesFile,
-    templates: bool,
+    templates: Option<Option<rebuild::template::Prepared>>,
     dump_snapshot: bool,
 ) -> Result<(TempDatabase, Option<crate::snapshot::Texts>)> {
     let order = rebuild::patch_order(file, None)?;
-    let temp = TempDatabase::new(working, "validate");
+    let use_templates = templates.is_some();
+    let (temp, copied) = match templates {
+        Some(Some(prepared)) => prepared.finish(),
+        _ => (TempDatabase::new(working, "validate"), None),
+    };
     println!(
         "validating release {version} in a temporary worktree and database {}: {}",
         temp.db.name(),
@@ -424,11 +475,12 @@ pub fn validate_tree_keep(
     // merge and pre-push start from templates (the whole order is staged:
     // the patch being merged ends it, so the next apply finds the new head
     // made); promotions replay (docs/engine.md).
-    let cache = templates.then(|| project.templates()).flatten();
+    let cache = use_templates.then(|| project.templates()).flatten();
     let start = match &cache {
         Some(cache) => rebuild::Start::Templates {
             cache,
             staged: order.len(),
+            copied,
         },
         None => rebuild::Start::Replay,
     };

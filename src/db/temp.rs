@@ -25,6 +25,13 @@ pub struct TempDatabase {
 impl TempDatabase {
     pub fn new(working: &Database, purpose: &str) -> TempDatabase {
         drop_stale(working);
+        TempDatabase::unswept(working, purpose)
+    }
+
+    /// [`TempDatabase::new`] without sweeping the leftovers first: for a
+    /// caller that sweeps them on a connection of its own
+    /// ([`drop_stale_via`]).
+    pub fn unswept(working: &Database, purpose: &str) -> TempDatabase {
         let db = Database {
             source: working.source,
             params: working.params.with_dbname(&name(working.name(), purpose)),

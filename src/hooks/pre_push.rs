@@ -385,6 +385,9 @@ pub fn validate_patch_push(project: &Project, id: &PatchId, commit: &str) -> Res
         "git-hop: hop.prePushTests is true: validating {id} merged with {release_branch} ({}) in a temporary worktree and database",
         short(&release_commit)
     );
+    // The validation database is copied ahead while git merges.
+    let working = project.database(&DbOptions::default())?;
+    let prepared = validation::prepare(&scratch.project, &working, &wt, &version);
     // 1. Merge (the tree is the one `git hop-patch merge` would build).
     let file = validation::merge_and_stage(
         &wt,
@@ -399,7 +402,6 @@ pub fn validate_patch_push(project: &Project, id: &PatchId, commit: &str) -> Res
         },
     )?;
     // 2–5.
-    let working = project.database(&DbOptions::default())?;
     validation::validate_staged(
         &scratch.project,
         &working,
@@ -408,6 +410,7 @@ pub fn validate_patch_push(project: &Project, id: &PatchId, commit: &str) -> Res
         id,
         &file,
         &version,
+        prepared,
     )?;
     println!("git-hop: {id} passes validation with {release_branch}");
     Ok(())

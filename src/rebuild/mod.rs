@@ -44,6 +44,9 @@ pub enum Start<'a> {
     Templates {
         cache: &'a template::Cache,
         staged: usize,
+        /// The key of the template the target is a copy of already
+        /// ([`template::Prepared`]).
+        copied: Option<String>,
     },
 }
 
@@ -85,8 +88,13 @@ pub fn rebuild(
         dump.check_version(&production)?;
     }
     db.ensure_server()?;
-    if let Start::Templates { cache, staged } = start {
-        let head = template::cacheable(&checked, staged);
+    if let Start::Templates {
+        cache,
+        staged,
+        copied,
+    } = &start
+    {
+        let head = template::cacheable(&checked, *staged);
         match template::create_from_template(
             db,
             cache,
@@ -95,6 +103,7 @@ pub fn rebuild(
             release,
             &checked,
             head,
+            copied.as_deref(),
             &extra_env,
             out,
         )? {

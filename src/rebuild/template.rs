@@ -165,6 +165,18 @@ pub fn keys(
     head: usize,
     server_version: &str,
 ) -> Result<Vec<String>> {
+    let shas: Vec<&str> = (0..head).map(|i| checked.sha256(i)).collect();
+    Ok(chain(
+        &snapshot_state(root, production)?,
+        server_version,
+        release,
+        &shas,
+    ))
+}
+
+/// The hash of the production snapshot's three files, before the server
+/// version: read once, in the thread that owns the work tree.
+fn snapshot_state(root: &Path, production: &Version) -> Result<Sha256> {
     let files = snapshot::files(root, production);
     let mut h = Sha256::new();
     h.update(b"git-hop snapshot\0");
@@ -178,17 +190,101 @@ pub fn keys(
             Err(e) => return Err(Error::io("cannot read", f, e)),
         }
     }
+    Ok(h)
+}
+
+/// [`keys`] from the snapshot's hash and the patches' SHA-256.
+fn chain(snapshot: &Sha256, server_version: &str, release: &Version, shas: &[&str]) -> Vec<String> {
+    let mut h = snapshot.clone();
     h.update(server_version.as_bytes());
     let mut keys = vec![hex(&h.finalize())];
-    for i in 0..head {
+    for sha in shas {
         let mut h = Sha256::new();
-        h.update(keys[i].as_bytes());
+        h.update(keys[keys.len() - 1].as_bytes());
         h.update(release.to_string().as_bytes());
         h.update([0]);
-        h.update(checked.sha256(i).as_bytes());
+        h.update(sha.as_bytes());
         keys.push(hex(&h.finalize()));
     }
-    Ok(keys)
+    keys
+}
+
+/// A validation database copied ahead from a template (docs/engine.md,
+/// "Fast rebuilds"): `merge` starts the copy as soon as the release commit
+/// is checked out, and git merges, commits and checks meanwhile. The
+/// rebuild takes the copy when it holds the template the rebuild would
+/// copy (same key: same snapshot, same staged patches, same server), and
+/// drops and copies again otherwise. Dropped, it waits for the copy to end,
+/// then drops the database.
+pub struct Prepared {
+    // Declared first: dropped (the copy joined) before `temp` is dropped.
+    copy: Copying,
+    temp: temp::TempDatabase,
+}
+
+struct Copying(Option<std::thread::JoinHandle<Option<String>>>);
+
+impl Drop for Copying {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Prepared {
+    /// Starts copying into `temp` (not created yet) the template of the
+    /// longest prefix of `staged` (the release's staged head as committed,
+    /// checked in `root`) that this clone has; nothing when it has none, or
+    /// when the server refuses (the rebuild then says why).
+    pub fn start(
+        temp: temp::TempDatabase,
+        cache: &Cache,
+        root: &Path,
+        production: &Version,
+        release: &Version,
+        staged: &Checked,
+    ) -> Result<Prepared> {
+        let head = cacheable(staged, staged.len());
+        let state = snapshot_state(root, production)?;
+        let shas: Vec<String> = (0..head).map(|i| staged.sha256(i).to_string()).collect();
+        let target = Database {
+            source: temp.db.source,
+            params: temp.db.params.clone(),
+            cluster: temp.db.cluster.clone(),
+            note: temp.db.note.clone(),
+        };
+        let (cache, release) = (cache.clone(), release.clone());
+        let copy = std::thread::spawn(move || {
+            let mut c = target.connect_maintenance().ok()?;
+            temp::drop_stale_via(&mut c);
+            let (_, true, server) = role_and_server(&mut c).ok()? else {
+                return None;
+            };
+            let shas: Vec<&str> = shas.iter().map(String::as_str).collect();
+            let keys = chain(&state, &server, &release, &shas);
+            let ours = ready(&mut c, false).ok()?;
+            let (key, name) = keys.iter().rev().find_map(|k| {
+                ours.iter()
+                    .find(|t| t.clone_id == cache.clone_id && &t.key == k)
+                    .map(|t| (k.clone(), t.name.clone()))
+            })?;
+            target.create_via(&mut c, Some(&name)).ok()?;
+            Some(key)
+        });
+        Ok(Prepared {
+            copy: Copying(Some(copy)),
+            temp,
+        })
+    }
+
+    /// Waits for the copy: the database, and the key of the template it
+    /// holds a copy of (`None`: not created).
+    pub fn finish(self) -> (temp::TempDatabase, Option<String>) {
+        let Prepared { mut copy, temp } = self;
+        let key = copy.0.take().and_then(|h| h.join().ok().flatten());
+        (temp, key)
+    }
 }
 
 /// How many leading patches of `checked` a template may hold: the first
@@ -204,7 +300,9 @@ pub struct Fallback(pub String);
 
 /// Creates `target` (dropped first when it exists) as a copy of the
 /// template holding the snapshot and the first `head` patches of
-/// `checked`, building what is missing. `Ok(Err(Fallback))` when the server
+/// `checked`, building what is missing; `copied`: the key of the template
+/// `target` is a copy of already ([`Prepared`]), used when it is the one
+/// to copy. `Ok(Err(Fallback))` when the server
 /// would not create or copy a template (the target is left as it was); an
 /// `Err` is a failure of the snapshot or a staged patch itself.
 #[allow(clippy::too_many_arguments)]
@@ -216,6 +314,7 @@ pub fn create_from_template(
     release: &Version,
     checked: &Checked,
     head: usize,
+    copied: Option<&str>,
     extra_env: &[(String, String)],
     out: &mut dyn Write,
 ) -> Result<std::result::Result<RunReport, Fallback>> {
@@ -346,10 +445,10 @@ pub fn create_from_template(
         let _ = mark(&mut c, &source, &keys[have], cache);
     }
     debug_assert!(have == head || from == have);
-    // Drops and recreates the target as a copy.
-    if let Err(e) = target
-        .drop_via(&mut c)
-        .and_then(|()| target.create_via(&mut c, Some(&source)))
+    // Recreates the target as a copy, unless it is one already
+    // ([`Prepared`]).
+    if copied != Some(keys[have].as_str())
+        && let Err(e) = replace_by_copy(&mut c, target, &source)
     {
         return Ok(Err(Fallback(e.message)));
     }
@@ -365,6 +464,46 @@ pub fn create_from_template(
     let run = run_rest(target, release, checked, from, root, extra_env, out).map(Ok);
     evict_later(c, cache, made);
     run
+}
+
+/// Drops `target` and creates it again as a copy of template `source`. A
+/// temporary target (nobody else's) is dropped, then copied. The working
+/// database is copied under a temporary name while a second connection
+/// drops it, then the copy is renamed in its place, in one transaction
+/// with the removal of its temporary mark: the drop costs no time, and a
+/// killed run leaves either the old database, or none (the next `apply`
+/// makes it), beside a marked copy a later run sweeps.
+fn replace_by_copy(c: &mut postgres::Client, target: &Database, source: &str) -> Result<()> {
+    if target.note.is_some() {
+        target.drop_via(c)?;
+        return target.create_via(c, Some(source));
+    }
+    let copy = temp::TempDatabase::unswept(target, "copy");
+    let old = Database {
+        source: target.source,
+        params: target.params.clone(),
+        cluster: target.cluster.clone(),
+        note: None,
+    };
+    let dropping = std::thread::spawn(move || old.drop_via(&mut old.connect_maintenance()?));
+    let made = copy.db.create_via(c, Some(source));
+    let dropped = dropping
+        .join()
+        .unwrap_or_else(|_| Err(Error::new("the drop of the old database stopped")));
+    made?;
+    dropped?;
+    c.batch_execute(&format!(
+        "ALTER DATABASE {} RENAME TO {}; COMMENT ON DATABASE {} IS NULL",
+        quote_ident(copy.db.name()),
+        quote_ident(target.name()),
+        quote_ident(target.name()),
+    ))
+    .map_err(|e| {
+        crate::db::database::sql_error(&format!("cannot rename the copy to {}", target.name()), e)
+    })
+    // `copy` is dropped now: a drop of a database that no longer has its
+    // name, done meanwhile by the server (and nothing on a failure path
+    // but the copy).
 }
 
 /// Runs `checked[from..]` on `target` (the current patch, and for a

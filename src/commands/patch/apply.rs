@@ -61,6 +61,7 @@ pub fn run(args: Args) -> Result<()> {
         (None, Some(cache)) => rebuild::Start::Templates {
             cache,
             staged: file.staged().len(),
+            copied: None,
         },
         (None, None) => rebuild::Start::Replay,
     };

@@ -144,7 +144,7 @@ fn validate(args: &Args, asked: Option<Version>, report: &mut Report) -> Result<
         crate::lint::report(&crate::lint::lint_patch(&wt.path, &order[..i], id)?, &deny)?;
     }
     let (temp, texts) =
-        validation::validate_tree_keep(&project, &working, &wt, &version, &file, false, true)?;
+        validation::validate_tree_keep(&project, &working, &wt, &version, &file, None, true)?;
     drop(temp);
     let texts = texts.ok_or_else(|| Error::new("the validation dumped no model snapshot"))?;
     println!("proving the model snapshot {version}: load, dump, compare");
