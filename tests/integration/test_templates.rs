@@ -68,23 +68,16 @@ fn a_copy_from_a_template_equals_a_replay_and_runs_only_the_current_patch() {
     r.stdout_has("applied 1 patch(es)");
     // The copy renamed in place of the working database keeps no mark of a
     // temporary database (a later sweep would drop it), and no copy is left.
-    let s = pg::server();
-    let note = s.psql(
-        "postgres",
-        &format!(
-            "SELECT coalesce(shobj_description(oid, 'pg_database'), 'none') FROM pg_database WHERE datname = '{}'",
-            p.db
-        ),
-    );
-    assert_eq!(note.trim(), "none");
-    let copies = s.psql(
-        "postgres",
-        &format!(
-            "SELECT count(*) FROM pg_database WHERE starts_with(datname, '{}_hop_copy_')",
-            p.db
-        ),
-    );
-    assert_eq!(copies.trim(), "0");
+    let server = |sql: String| pg::server().psql("postgres", &sql).trim().to_string();
+    let db = &p.db;
+    let note = server(format!(
+        "SELECT coalesce(shobj_description(oid, 'pg_database'), 'none') FROM pg_database WHERE datname = '{db}'"
+    ));
+    assert_eq!(note, "none");
+    let copies = server(format!(
+        "SELECT count(*) FROM pg_database WHERE starts_with(datname, '{db}_hop_copy_')"
+    ));
+    assert_eq!(copies, "0");
     let from_template = dumps(&p.db);
     // The same with templates off: a full replay.
     env.git(dir, &["config", "hop.templateCache", "0"]).ok();
