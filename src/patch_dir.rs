@@ -196,23 +196,35 @@ fn sha256_of(steps: &[Step]) -> Result<String> {
     let mut hasher = Sha256::new();
     for step in steps {
         let raw = fs::read(&step.path).map_err(|e| Error::io("cannot read", &step.path, e))?;
-        let content = normalize(&raw);
-        hasher.update(step.name.as_bytes());
-        hasher.update([0]);
-        hasher.update(content.len().to_string().as_bytes());
-        hasher.update([0]);
-        hasher.update(&content);
+        hash_step(&mut hasher, step, &normalize(&raw));
     }
-    Ok(hasher
+    Ok(hex(hasher))
+}
+
+/// One step's part of [`patch_sha256`].
+fn hash_step(hasher: &mut Sha256, step: &Step, content: &[u8]) {
+    hasher.update(step.name.as_bytes());
+    hasher.update([0]);
+    hasher.update(content.len().to_string().as_bytes());
+    hasher.update([0]);
+    hasher.update(content);
+}
+
+fn hex(hasher: Sha256) -> String {
+    hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect())
+        .collect()
 }
 
-/// Drops a leading UTF-8 BOM and folds CRLF to LF.
-fn normalize(raw: &[u8]) -> Vec<u8> {
+/// Drops a leading UTF-8 BOM and folds CRLF to LF (borrowed when there is
+/// nothing to fold).
+fn normalize(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let body = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+    if !body.contains(&b'\r') {
+        return std::borrow::Cow::Borrowed(body);
+    }
     let mut out = Vec::with_capacity(body.len());
     let mut i = 0;
     while i < body.len() {
@@ -223,7 +235,7 @@ fn normalize(raw: &[u8]) -> Vec<u8> {
         out.push(body[i]);
         i += 1;
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// A patch folder read and checked: its steps in run order and its SHA-256.
@@ -302,10 +314,14 @@ pub fn check(dir: &Path, shown_root: &Path) -> Result<PatchDir> {
 pub fn check_in(dir: &Path, shown_root: &Path, folder: Folder) -> Result<PatchDir> {
     let steps = steps_in(dir, folder)?;
     let mut session = SessionUse::default();
+    // Each file read once, for its checks and the patch's SHA-256.
+    let mut hasher = Sha256::new();
     for step in &steps {
+        let raw = fs::read(&step.path).map_err(|e| Error::io("cannot read", &step.path, e))?;
+        let content = normalize(&raw);
+        hash_step(&mut hasher, step, &content);
         if let StepKind::Sql { no_transaction } = step.kind {
-            let raw = fs::read(&step.path).map_err(|e| Error::io("cannot read", &step.path, e))?;
-            let text = String::from_utf8_lossy(&normalize(&raw)).into_owned();
+            let text = String::from_utf8_lossy(&content);
             session = session.union(SessionUse::of(&text));
             if let Some(f) = scan(&text, dir, no_transaction) {
                 let shown = step
@@ -322,10 +338,9 @@ pub fn check_in(dir: &Path, shown_root: &Path, folder: Folder) -> Result<PatchDi
             }
         }
     }
-    let sha256 = sha256_of(&steps)?;
     Ok(PatchDir {
         steps,
-        sha256,
+        sha256: hex(hasher),
         session,
     })
 }
@@ -353,16 +368,18 @@ const TX_HINT: &str = "git-hop runs every patch in its own transaction (an upgra
 pub fn scan(text: &str, dir: &Path, no_transaction: bool) -> Option<Forbidden> {
     let mut lexer = Lexer::default();
     let mut stmt = Statement::default();
+    let mut word = String::new();
     for (n, line) in text.split_inclusive('\n').enumerate() {
         let bytes = line.as_bytes();
         let mut meta = None;
-        let mut word = String::new();
+        word.clear();
         let mut last_code: Option<usize> = None;
         let mut found = None;
         lexer.feed(bytes, |i| {
             let b = bytes[i];
             if last_code.is_some_and(|l| l + 1 != i) {
-                stmt.word(&std::mem::take(&mut word), n + 1);
+                stmt.word(&word, n + 1);
+                word.clear();
             }
             last_code = Some(i);
             if b == b'\\' {
@@ -373,7 +390,8 @@ pub fn scan(text: &str, dir: &Path, no_transaction: bool) -> Option<Forbidden> {
                 word.push(b as char);
                 return true;
             }
-            stmt.word(&std::mem::take(&mut word), n + 1);
+            stmt.word(&word, n + 1);
+            word.clear();
             match b {
                 b'(' => stmt.parens += 1,
                 b')' => stmt.parens = stmt.parens.saturating_sub(1),
@@ -425,24 +443,29 @@ impl Statement {
         if w.is_empty() || w.as_bytes()[0].is_ascii_digit() || w.starts_with('$') {
             return;
         }
-        let w = w.to_ascii_uppercase();
         if self.words.is_empty() {
             self.line = line;
         }
+        // Compared without allocating: a data file is thousands of
+        // statements of many words.
         if self.words.first().is_some_and(|f| f == "CREATE") {
-            match w.as_str() {
-                "BEGIN" | "CASE" => self.depth += 1,
-                "END" => self.depth = self.depth.saturating_sub(1),
-                _ => {}
+            if w.eq_ignore_ascii_case("BEGIN") || w.eq_ignore_ascii_case("CASE") {
+                self.depth += 1;
+            } else if w.eq_ignore_ascii_case("END") {
+                self.depth = self.depth.saturating_sub(1);
             }
         }
         if self.words.len() < 4 {
-            self.words.push(w);
+            self.words.push(w.to_ascii_uppercase());
         }
     }
 
     fn forbidden(&self, _no_transaction: bool) -> Option<Forbidden> {
-        let w: Vec<&str> = self.words.iter().map(String::as_str).collect();
+        let mut first = [""; 4];
+        for (slot, word) in first.iter_mut().zip(&self.words) {
+            *slot = word;
+        }
+        let w = &first[..self.words.len().min(4)];
         let tx = |what: &str| {
             Some(Forbidden {
                 line: self.line,
@@ -450,7 +473,7 @@ impl Statement {
                 hint: TX_HINT.to_string(),
             })
         };
-        match w.as_slice() {
+        match w {
             ["COMMIT", ..] => tx("COMMIT"),
             ["END", ..] => tx("END"),
             ["ABORT", ..] => tx("ABORT"),

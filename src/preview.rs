@@ -334,7 +334,7 @@ fn run(
         Some(cache) => rebuild::Start::Templates {
             cache,
             staged,
-            copied: None,
+            ahead: rebuild::template::Ahead::Nothing,
         },
         None => rebuild::Start::Replay,
     };

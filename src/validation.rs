@@ -180,9 +180,8 @@ pub fn validate_merge(
 
 /// The validation database of a merge, copied ahead from the template of
 /// the release's staged head while git merges in `wt` (checked out at the
-/// release commit, untouched yet): [`rebuild::template::Prepared`]. `None`
-/// without templates, or when the release's staged patches cannot be read
-/// as they are (the validation that follows reports it).
+/// release commit, untouched yet): [`rebuild::copy_ahead`]. `None` without
+/// templates.
 pub fn prepare(
     project: &Project,
     working: &Database,
@@ -191,22 +190,13 @@ pub fn prepare(
 ) -> Option<rebuild::template::Prepared> {
     let cache = project.templates()?;
     let file = PatchesFile::load(release_file::patches_path(&wt.path, version)).ok()?;
-    let mut to_run = Vec::new();
-    for id in rebuild::patch_order(&file, None).ok()? {
-        let dir = wt.path.join("Patches").join(id.as_str());
-        to_run.push(rebuild::runner::PatchToRun { id, dir });
-    }
-    let staged = rebuild::runner::check(&to_run, &wt.path).ok()?;
-    let production = crate::snapshot::current_version(&wt.path).ok()?;
-    rebuild::template::Prepared::start(
+    rebuild::copy_ahead(
         TempDatabase::unswept(working, "validate"),
         &cache,
         &wt.path,
-        &production,
         version,
-        &staged,
+        &file,
     )
-    .ok()
 }
 
 /// How step 1 names itself: the merge in a conflict, the hint, the commit
@@ -453,6 +443,9 @@ pub fn validate_tree_keep(
         Some(Some(prepared)) => prepared.finish(),
         _ => (TempDatabase::new(working, "validate"), None),
     };
+    let ahead = copied.map_or(rebuild::template::Ahead::Nothing, |key| {
+        rebuild::template::Ahead::Target(key)
+    });
     println!(
         "validating release {version} in a temporary worktree and database {}: {}",
         temp.db.name(),
@@ -480,7 +473,7 @@ pub fn validate_tree_keep(
         Some(cache) => rebuild::Start::Templates {
             cache,
             staged: order.len(),
-            copied,
+            ahead,
         },
         None => rebuild::Start::Replay,
     };

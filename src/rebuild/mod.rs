@@ -33,6 +33,27 @@ pub fn patch_order(file: &PatchesFile, current: Option<&PatchId>) -> Result<Vec<
     Ok(ids)
 }
 
+/// Starts copying into `temp` (not created yet) the template of the
+/// staged head of release `version` (`file`) as `root` holds it
+/// ([`template::Prepared`]). `None` when the staged patches cannot be read
+/// as they are (the rebuild that follows reports it).
+pub fn copy_ahead(
+    temp: crate::db::temp::TempDatabase,
+    cache: &template::Cache,
+    root: &Path,
+    version: &Version,
+    file: &PatchesFile,
+) -> Option<template::Prepared> {
+    let mut to_run = Vec::new();
+    for id in patch_order(file, None).ok()? {
+        let dir = root.join("Patches").join(id.as_str());
+        to_run.push(PatchToRun { id, dir });
+    }
+    let staged = runner::check(&to_run, root).ok()?;
+    let production = snapshot::current_version(root).ok()?;
+    template::Prepared::start(temp, cache, root, &production, version, &staged).ok()
+}
+
 /// How a rebuild starts: a full replay, or from this clone's template
 /// databases (docs/engine.md), whose head may hold the first `staged`
 /// patches.
@@ -44,9 +65,8 @@ pub enum Start<'a> {
     Templates {
         cache: &'a template::Cache,
         staged: usize,
-        /// The key of the template the target is a copy of already
-        /// ([`template::Prepared`]).
-        copied: Option<String>,
+        /// A copy of a template made ahead, if any.
+        ahead: template::Ahead,
     },
 }
 
@@ -84,17 +104,21 @@ pub fn rebuild(
     }
     // Every folder read and checked once, before the database is touched.
     let checked = runner::check(&to_run, root)?;
-    if let Start::Dump(dump) = &start {
+    let dump = match &start {
+        Start::Dump(dump) => Some(*dump),
+        _ => None,
+    };
+    if let Some(dump) = dump {
         dump.check_version(&production)?;
     }
     db.ensure_server()?;
     if let Start::Templates {
         cache,
         staged,
-        copied,
-    } = &start
+        ahead,
+    } = start
     {
-        let head = template::cacheable(&checked, *staged);
+        let head = template::cacheable(&checked, staged);
         match template::create_from_template(
             db,
             cache,
@@ -103,7 +127,7 @@ pub fn rebuild(
             release,
             &checked,
             head,
-            copied.as_deref(),
+            ahead,
             &extra_env,
             out,
         )? {
@@ -117,7 +141,7 @@ pub fn rebuild(
         }
     }
     let started = std::time::Instant::now();
-    if let Start::Dump(dump) = &start {
+    if let Some(dump) = dump {
         restore_then_swap(db, dump)?;
         let _ = writeln!(
             out,

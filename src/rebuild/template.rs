@@ -209,13 +209,15 @@ fn chain(snapshot: &Sha256, server_version: &str, release: &Version, shas: &[&st
     keys
 }
 
-/// A validation database copied ahead from a template (docs/engine.md,
-/// "Fast rebuilds"): `merge` starts the copy as soon as the release commit
-/// is checked out, and git merges, commits and checks meanwhile. The
-/// rebuild takes the copy when it holds the template the rebuild would
-/// copy (same key: same snapshot, same staged patches, same server), and
-/// drops and copies again otherwise. Dropped, it waits for the copy to end,
-/// then drops the database.
+/// A database copied ahead from a template (docs/engine.md, "Fast
+/// rebuilds"): `merge` starts the copy of its validation database as soon
+/// as the release commit is checked out, and git merges, commits and
+/// checks meanwhile; `apply` starts a copy beside the working database as
+/// soon as it knows the release, and checks and lints the patch
+/// meanwhile. The rebuild takes the copy when it holds the template the
+/// rebuild would copy (same key: same snapshot, same staged patches, same
+/// server), and copies again otherwise. Dropped, it waits for the copy to
+/// end, then drops the database.
 pub struct Prepared {
     // Declared first: dropped (the copy joined) before `temp` is dropped.
     copy: Copying,
@@ -287,6 +289,17 @@ impl Prepared {
     }
 }
 
+/// What a rebuild from templates finds copied ahead ([`Prepared`]).
+pub enum Ahead {
+    Nothing,
+    /// The target is itself a copy of the template of this key: a merge's
+    /// validation database, copied while git merged.
+    Target(String),
+    /// A copy beside the target, which takes the target's place when it
+    /// holds the template the rebuild copies: `apply`'s working database.
+    Beside(Box<Prepared>),
+}
+
 /// How many leading patches of `checked` a template may hold: the first
 /// `staged` ones, up to the first with a Python step.
 pub fn cacheable(checked: &Checked, staged: usize) -> usize {
@@ -300,9 +313,8 @@ pub struct Fallback(pub String);
 
 /// Creates `target` (dropped first when it exists) as a copy of the
 /// template holding the snapshot and the first `head` patches of
-/// `checked`, building what is missing; `copied`: the key of the template
-/// `target` is a copy of already ([`Prepared`]), used when it is the one
-/// to copy. `Ok(Err(Fallback))` when the server
+/// `checked`, building what is missing; `ahead`: what was copied ahead
+/// ([`Prepared`]), used when it holds the template to copy. `Ok(Err(Fallback))` when the server
 /// would not create or copy a template (the target is left as it was); an
 /// `Err` is a failure of the snapshot or a staged patch itself.
 #[allow(clippy::too_many_arguments)]
@@ -314,7 +326,7 @@ pub fn create_from_template(
     release: &Version,
     checked: &Checked,
     head: usize,
-    copied: Option<&str>,
+    ahead: Ahead,
     extra_env: &[(String, String)],
     out: &mut dyn Write,
 ) -> Result<std::result::Result<RunReport, Fallback>> {
@@ -351,6 +363,7 @@ pub fn create_from_template(
             .map(|t| (i, t.clone()))
     });
     let mut made = Vec::new();
+    let mut used = None;
     let (mut have, mut source) = match found {
         Some((i, t)) => (i, t.name),
         None => {
@@ -441,14 +454,21 @@ pub fn create_from_template(
         have = head;
         source = tpl.name().to_string();
     } else {
-        // Records the use, for the least-recently-used bound; best effort.
-        let _ = mark(&mut c, &source, &keys[have], cache);
+        // Records the use, for the least-recently-used bound, once the copy
+        // is made: a comment on the template waits for a copy of it to end
+        // (the one made ahead, say).
+        used = Some((source.clone(), keys[have].clone()));
     }
     debug_assert!(have == head || from == have);
     // Recreates the target as a copy, unless it is one already
     // ([`Prepared`]).
-    if copied != Some(keys[have].as_str())
-        && let Err(e) = replace_by_copy(&mut c, target, &source)
+    let (copied, beside) = match ahead {
+        Ahead::Nothing => (None, None),
+        Ahead::Target(key) => (Some(key), None),
+        Ahead::Beside(p) => (None, Some(*p)),
+    };
+    if copied.as_deref() != Some(keys[have].as_str())
+        && let Err(e) = replace_by_copy(&mut c, target, &source, &keys[have], beside)
     {
         return Ok(Err(Fallback(e.message)));
     }
@@ -462,23 +482,29 @@ pub fn create_from_template(
         }
     );
     let run = run_rest(target, release, checked, from, root, extra_env, out).map(Ok);
-    evict_later(c, cache, made);
+    evict_later(c, cache, made, used);
     run
 }
 
-/// Drops `target` and creates it again as a copy of template `source`. A
-/// temporary target (nobody else's) is dropped, then copied. The working
-/// database is copied under a temporary name while a second connection
-/// drops it, then the copy is renamed in its place, in one transaction
-/// with the removal of its temporary mark: the drop costs no time, and a
-/// killed run leaves either the old database, or none (the next `apply`
-/// makes it), beside a marked copy a later run sweeps.
-fn replace_by_copy(c: &mut postgres::Client, target: &Database, source: &str) -> Result<()> {
+/// Drops `target` and creates it again as a copy of template `source`
+/// (whose key is `key`). A temporary target (nobody else's) is dropped,
+/// then copied. The working database is copied under a temporary name
+/// (or was, ahead: `beside`, when it holds `key`) while a second
+/// connection drops it, then the copy is renamed in its place, in one
+/// transaction with the removal of its temporary mark: the drop costs no
+/// time, and a killed run leaves either the old database, or none (the
+/// next `apply` makes it), beside a marked copy a later run sweeps.
+fn replace_by_copy(
+    c: &mut postgres::Client,
+    target: &Database,
+    source: &str,
+    key: &str,
+    beside: Option<Prepared>,
+) -> Result<()> {
     if target.note.is_some() {
         target.drop_via(c)?;
         return target.create_via(c, Some(source));
     }
-    let copy = temp::TempDatabase::unswept(target, "copy");
     let old = Database {
         source: target.source,
         params: target.params.clone(),
@@ -486,7 +512,15 @@ fn replace_by_copy(c: &mut postgres::Client, target: &Database, source: &str) ->
         note: None,
     };
     let dropping = std::thread::spawn(move || old.drop_via(&mut old.connect_maintenance()?));
-    let made = copy.db.create_via(c, Some(source));
+    // A copy of another template (or none) is dropped, in the background.
+    let (copy, made) = match beside.map(Prepared::finish) {
+        Some((copy, Some(k))) if k == key => (copy, Ok(())),
+        _ => {
+            let copy = temp::TempDatabase::unswept(target, "copy");
+            let made = copy.db.create_via(c, Some(source));
+            (copy, made)
+        }
+    };
     let dropped = dropping
         .join()
         .unwrap_or_else(|_| Err(Error::new("the drop of the old database stopped")));
@@ -664,10 +698,21 @@ fn mark(c: &mut postgres::Client, name: &str, key: &str, cache: &Cache) -> Resul
 }
 
 /// [`evict`] on `c`, while the command goes on (code generation, tests):
-/// the server drops the databases ([`crate::background`]).
-fn evict_later(mut c: postgres::Client, cache: &Cache, keep: Vec<String>) {
+/// the server drops the databases ([`crate::background`]). First records
+/// the use of template `used` (name, key), if any; best effort.
+fn evict_later(
+    mut c: postgres::Client,
+    cache: &Cache,
+    keep: Vec<String>,
+    used: Option<(String, String)>,
+) {
     let cache = cache.clone();
-    crate::background::spawn(move || evict(&mut c, &cache, &keep));
+    crate::background::spawn(move || {
+        if let Some((name, key)) = used {
+            let _ = mark(&mut c, &name, &key, &cache);
+        }
+        evict(&mut c, &cache, &keep)
+    });
 }
 
 /// Keeps this clone's `limit` most recently used templates (never one just

@@ -102,6 +102,39 @@ fn a_copy_from_a_template_equals_a_replay_and_runs_only_the_current_patch() {
 }
 
 #[test]
+fn an_apply_refused_after_its_copy_began_leaves_the_working_database_and_no_copy() {
+    let p = release_with_a_staged_head();
+    let (env, dir) = (&p.env, p.name.as_str());
+    env.patch(dir, &["apply"]).ok().stdout_has("copied from template");
+    let server = pg::server();
+    server.psql(&p.db, "CREATE TABLE kept (id int)");
+    // The copy of the head's template starts before the patch is checked;
+    // the check refuses the patch.
+    write(
+        env,
+        dir,
+        "Patches/3-c/01.sql",
+        "ALTER TABLE a ADD COLUMN n int DEFAULT 7;\nCOMMIT;\n",
+    );
+    env.patch(dir, &["apply"])
+        .fails(1)
+        .stderr_has("Patches/3-c/01.sql:2: COMMIT is not allowed in a patch");
+    let kept = server.psql(
+        &p.db,
+        "SELECT count(*) FROM pg_class WHERE relname IN ('kept', 'a', 'b')",
+    );
+    assert_eq!(kept.trim(), "3", "the working database was touched");
+    let copies = server.psql(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE starts_with(datname, '{}_hop_copy_')",
+            p.db
+        ),
+    );
+    assert_eq!(copies.trim(), "0", "the copy made ahead was left");
+}
+
+#[test]
 fn a_template_with_a_session_open_falls_back_to_a_replay() {
     let p = release_with_a_staged_head();
     let (env, dir) = (&p.env, p.name.as_str());

@@ -33,6 +33,20 @@ pub fn run(args: Args) -> Result<()> {
     let id = preconditions::on_patch_branch(&project, "git hop-patch apply")?;
     let (version, file) = preconditions::release_of_patch(&project, &id)?;
     let order = rebuild::patch_order(&file, Some(&id))?;
+    let db = project.database(&args.db.options(None))?;
+    let cache = project.templates().filter(|_| args.from_dump.is_none());
+    // The template of the staged head is copied beside the working database
+    // while the patch is checked and linted (docs/engine.md): nothing that
+    // is the user's is touched until the checks pass.
+    let ahead = cache.as_ref().and_then(|cache| {
+        rebuild::copy_ahead(
+            crate::db::temp::TempDatabase::unswept(&db, "copy"),
+            cache,
+            &project.root,
+            &version,
+            &file,
+        )
+    });
     // Checked before the database is touched, like the patches.
     let seed = crate::seed::Seed::of(&project.root)?;
     // The lint (docs/patches.md): warnings, or an error for a denied rule.
@@ -46,7 +60,6 @@ pub fn run(args: Args) -> Result<()> {
         .as_deref()
         .map(crate::dump::Dump::open)
         .transpose()?;
-    let db = project.database(&args.db.options(None))?;
     println!(
         "rebuilding {} for release {version}: {}",
         db.describe(),
@@ -55,13 +68,14 @@ pub fn run(args: Args) -> Result<()> {
     let mut out = std::io::stdout();
     let conf_dir = crate::generate::working_config_dir(&project.state_dir());
     let env = crate::generate::environment(&conf_dir, &project.root, &project.config, &db)?;
-    let cache = project.templates();
     let start = match (&dump, &cache) {
         (Some(dump), _) => rebuild::Start::Dump(dump),
         (None, Some(cache)) => rebuild::Start::Templates {
             cache,
             staged: file.staged().len(),
-            copied: None,
+            ahead: ahead.map_or(rebuild::template::Ahead::Nothing, |p| {
+                rebuild::template::Ahead::Beside(Box::new(p))
+            }),
         },
         (None, None) => rebuild::Start::Replay,
     };
