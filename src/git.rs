@@ -155,7 +155,23 @@ impl Git {
         changes: &[(String, Option<Vec<u8>>)],
         message: &str,
     ) -> Result<String> {
-        if let Some(id) = self.gix_commit_changes(parent, changes, message) {
+        self.commit_tree_changes(parent, changes, &[parent], message, &[])
+    }
+
+    /// [`Git::commit_changes`] on the tree of `base` (a commit or a tree),
+    /// with `parents` (a merge has two). `env` (an identity, say) is for
+    /// the git commands; given one, the binary makes the commit.
+    pub fn commit_tree_changes(
+        &self,
+        base: &str,
+        changes: &[(String, Option<Vec<u8>>)],
+        parents: &[&str],
+        message: &str,
+        env: &[(&str, &str)],
+    ) -> Result<String> {
+        if env.is_empty()
+            && let Some(id) = self.gix_commit_changes(base, changes, parents, message)
+        {
             return Ok(id);
         }
         let tmp = tempfile::Builder::new()
@@ -164,42 +180,54 @@ impl Git {
             .map_err(|e| Error::new(format!("cannot create a temporary folder: {e}")))?;
         let index = tmp.path().join("index");
         let index_s = index.display().to_string();
-        let env = [("GIT_INDEX_FILE", index_s.as_str())];
-        self.run_env(&["read-tree", parent], &env)?;
+        let index_env = [("GIT_INDEX_FILE", index_s.as_str())];
+        self.run_env(&["read-tree", base], &index_env)?;
         for (path, content) in changes {
             match content {
                 Some(bytes) => {
                     let blob = self.run_stdin(&["hash-object", "-w", "--stdin"], bytes, &[])?;
                     let info = format!("100644,{blob},{path}");
-                    self.run_env(&["update-index", "--add", "--cacheinfo", &info], &env)?;
+                    self.run_env(&["update-index", "--add", "--cacheinfo", &info], &index_env)?;
                 }
                 None => {
-                    self.run_env(&["update-index", "--force-remove", path], &env)?;
+                    self.run_env(&["update-index", "--force-remove", path], &index_env)?;
                 }
             }
         }
-        let tree = self.run_env(&["write-tree"], &env)?;
-        self.run_stdin(
-            &["commit-tree", &tree, "-p", parent, "-F", "-"],
-            message.as_bytes(),
-            &[],
-        )
+        let tree = self.run_env(&["write-tree"], &index_env)?;
+        let mut args = vec!["commit-tree", tree.as_str()];
+        for p in parents {
+            args.extend(["-p", p]);
+        }
+        args.extend(["-F", "-"]);
+        self.run_stdin(&args, message.as_bytes(), env)
     }
 
-    /// [`Git::commit_changes`] in this process through gix (blobs, trees
-    /// and the commit written as `git hash-object`, `write-tree` and
+    /// [`Git::commit_tree_changes`] in this process through gix (blobs,
+    /// trees and the commit written as `git hash-object`, `write-tree` and
     /// `commit-tree` would, with the same identity rules); `None` when gix
     /// cannot (no identity configured, an unreadable parent…): the binary
     /// then does it. Objects written before a failure are unreferenced.
     fn gix_commit_changes(
         &self,
-        parent: &str,
+        base: &str,
         changes: &[(String, Option<Vec<u8>>)],
+        parents: &[&str],
         message: &str,
     ) -> Option<String> {
         let repo = self.gix()?;
-        let parent = self.gix_commit(parent)?;
-        let tree = repo.find_commit(parent).ok()?.tree_id().ok()?;
+        let tree = repo
+            .rev_parse_single(base)
+            .ok()?
+            .object()
+            .ok()?
+            .peel_to_tree()
+            .ok()?
+            .id;
+        let parents = parents
+            .iter()
+            .map(|p| self.gix_commit(p))
+            .collect::<Option<Vec<_>>>()?;
         let mut editor = repo.edit_tree(tree).ok()?;
         for (path, content) in changes {
             match content {
@@ -215,7 +243,7 @@ impl Git {
             }
         }
         let tree = editor.write().ok()?;
-        let commit = repo.new_commit(message, tree, [parent]).ok()?;
+        let commit = repo.new_commit(message, tree, parents).ok()?;
         Some(commit.id.to_string())
     }
 
@@ -270,6 +298,63 @@ impl Git {
             conflicts: conflicts.lines().map(str::to_string).collect(),
             message: first_lines(&out.stderr, &out.stdout),
         }))
+    }
+
+    /// The tree of `ours` and `theirs` merged as `git merge` merges them
+    /// (`git merge-tree --write-tree`: no work tree, index or ref is
+    /// touched). On failure, the conflicting files, or git's message.
+    pub fn merge_tree(&self, ours: &str, theirs: &str) -> Result<Result<String, MergeFailure>> {
+        let out = self.output(
+            &[
+                "merge-tree",
+                "--write-tree",
+                "--name-only",
+                "--no-messages",
+                "-z",
+                ours,
+                theirs,
+            ],
+            &[],
+        )?;
+        let mut fields = out.stdout.split('\0');
+        let tree = fields.next().unwrap_or("").trim().to_string();
+        let is_id = !tree.is_empty() && tree.bytes().all(|b| b.is_ascii_hexdigit());
+        if out.ok && is_id {
+            return Ok(Ok(tree));
+        }
+        let conflicts: Vec<String> = if is_id {
+            fields
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Err(MergeFailure {
+            message: first_lines(&out.stderr, if is_id { "" } else { &out.stdout }),
+            conflicts,
+        }))
+    }
+
+    /// The content of `path` at `rev` (a commit or a tree), as stored.
+    pub fn text_at(&self, rev: &str, path: &str) -> Result<String> {
+        if let Some(text) = self.gix().and_then(|repo| {
+            let id = repo
+                .rev_parse_single(format!("{rev}:{path}").as_str())
+                .ok()?;
+            String::from_utf8(id.object().ok()?.data.clone()).ok()
+        }) {
+            return Ok(text);
+        }
+        let out = self.output(&["cat-file", "blob", &format!("{rev}:{path}")], &[])?;
+        if out.ok {
+            Ok(out.stdout)
+        } else {
+            Err(Error::new(format!(
+                "cannot read {path} at {rev}: {}",
+                first_lines(&out.stderr, "")
+            )))
+        }
     }
 
     /// A commit on top of `parent` whose tree is `parent`'s with `paths` as
@@ -777,7 +862,7 @@ mod tests {
             ("new/deep/n.toml".to_string(), Some(b"[x]\n".to_vec())),
         ];
         let id = git
-            .gix_commit_changes(&head, &changes, "[hop] two\n")
+            .gix_commit_changes(&head, &changes, &[&head], "[hop] two\n")
             .expect("gix commits");
         // Nothing moved: no ref, no work tree, no index change.
         assert_eq!(git.head().unwrap(), head);
@@ -796,5 +881,77 @@ mod tests {
             format!("{head}|Ann <ann@example.com>|Ann|[hop] two")
         );
         git.run(&["fsck", "--strict", "--no-dangling"]).unwrap();
+    }
+
+    /// `merge_tree` gives the tree `git merge` would commit, or the
+    /// conflicting files; a merge commit made on it has both parents, made
+    /// in process or, with an identity in the environment, by the binary.
+    #[test]
+    fn merge_tree_merges_like_git_merge_or_names_the_conflicts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let env = crate::git::TEST_ENV;
+        let git = Git::new(tmp.path()).unwrap();
+        git.run_env(&["init", "-q", "-b", "main"], &env).unwrap();
+        git.run_env(&["config", "user.name", "Ann"], &env).unwrap();
+        git.run_env(&["config", "user.email", "ann@example.com"], &env)
+            .unwrap();
+        let commit = |files: &[(&str, &str)], msg: &str| {
+            for (f, t) in files {
+                std::fs::write(tmp.path().join(f), t).unwrap();
+            }
+            git.run_env(&["add", "-A"], &env).unwrap();
+            git.run_env(&["commit", "-q", "-m", msg], &env).unwrap();
+            git.head().unwrap()
+        };
+        let base = commit(&[("a.txt", "a\n"), ("c.txt", "c\n")], "base");
+        let ours = commit(&[("a.txt", "a2\n")], "ours");
+        git.run_env(&["checkout", "-q", "-b", "other", &base], &env)
+            .unwrap();
+        let theirs = commit(&[("b.txt", "b\n")], "theirs");
+        let clash = commit(&[("a.txt", "a3\n")], "clash");
+
+        let tree = git.merge_tree(&ours, &theirs).unwrap().ok().unwrap();
+        let merge = git
+            .commit_tree_changes(&tree, &[], &[&ours, &theirs], "m\n", &[])
+            .unwrap();
+        git.run_env(&["checkout", "-q", &ours], &env).unwrap();
+        git.run_env(&["merge", "-q", "--no-ff", "-m", "m", &theirs], &env)
+            .unwrap();
+        assert_eq!(
+            git.run(&["rev-parse", &format!("{merge}^{{tree}}")])
+                .unwrap(),
+            git.run(&["rev-parse", "HEAD^{tree}"]).unwrap()
+        );
+        assert_eq!(
+            git.run(&["log", "-1", "--format=%P", &merge]).unwrap(),
+            format!("{ours} {theirs}")
+        );
+        let by_binary = git
+            .commit_tree_changes(
+                &tree,
+                &[("n.txt".to_string(), Some(b"n\n".to_vec()))],
+                &[&ours, &theirs],
+                "m\n",
+                &[
+                    ("GIT_COMMITTER_NAME", "Bot"),
+                    ("GIT_COMMITTER_EMAIL", "bot@example.com"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            git.run(&["log", "-1", "--format=%P|%cn", &by_binary])
+                .unwrap(),
+            format!("{ours} {theirs}|Bot")
+        );
+
+        let f = git.merge_tree(&ours, &clash).unwrap().unwrap_err();
+        assert_eq!(f.conflicts, vec!["a.txt".to_string()], "{}", f.message);
+        // Not a conflict: git's message.
+        git.run_env(&["checkout", "-q", "--orphan", "alone"], &env)
+            .unwrap();
+        let alone = commit(&[("z.txt", "z\n")], "alone");
+        let f = git.merge_tree(&ours, &alone).unwrap().unwrap_err();
+        assert!(f.conflicts.is_empty());
+        assert!(f.message.contains("unrelated histories"), "{}", f.message);
     }
 }

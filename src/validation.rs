@@ -139,7 +139,10 @@ fn prune_stale(project: &Project, tmp: &Path) {
 /// release branch: the merge, with the patch staged at the end of the
 /// staged head of the TOML. `env` is the environment of its git commands
 /// (`validate` gives a committer identity: its commit is thrown away, and a
-/// CI runner may have none).
+/// CI runner may have none). `ahead`: its database copied ahead
+/// ([`prepare`]); without one, the copy starts once the worktree is
+/// checked out.
+#[allow(clippy::too_many_arguments)]
 pub fn validate_merge(
     project: &Project,
     working: &Database,
@@ -148,12 +151,12 @@ pub fn validate_merge(
     patch_commit: &str,
     id: &PatchId,
     env: &[(&str, &str)],
+    ahead: Option<rebuild::template::Prepared>,
 ) -> Result<String> {
-    let wt = Worktree::add(project, release_commit)?;
-    let prepared = prepare(project, working, &wt, version);
     let release_branch = format!("ho-release/{version}");
-    let file = merge_and_stage(
-        &wt,
+    let commit = merge_commit(
+        &project.git,
+        release_commit,
         patch_commit,
         id,
         version,
@@ -164,7 +167,11 @@ pub fn validate_merge(
             env,
         },
     )?;
-    let commit = wt.git.head()?;
+    let wt = Worktree::add(project, &commit)?;
+    // The validation database is copied ahead while the merge is checked
+    // and the lint runs.
+    let prepared = ahead.or_else(|| prepare(project, working, &wt.path, version));
+    let file = PatchesFile::load(release_file::patches_path(&wt.path, version))?;
     validate_staged(
         project,
         working,
@@ -179,21 +186,24 @@ pub fn validate_merge(
 }
 
 /// The validation database of a merge, copied ahead from the template of
-/// the release's staged head while git merges in `wt` (checked out at the
-/// release commit, untouched yet): [`rebuild::copy_ahead`]. `None` without
-/// templates.
+/// the staged head in the work tree `root` (the longest part of it this
+/// clone has a template of): [`rebuild::copy_ahead`]. `merge` starts it
+/// from the user's work tree before origin is locked and fetched (the
+/// patch branch holds the release as last synced), pre-push from its
+/// worktree before git merges; the validation takes the copy only when it
+/// holds the template it would copy. `None` without templates.
 pub fn prepare(
     project: &Project,
     working: &Database,
-    wt: &Worktree,
+    root: &Path,
     version: &Version,
 ) -> Option<rebuild::template::Prepared> {
     let cache = project.templates()?;
-    let file = PatchesFile::load(release_file::patches_path(&wt.path, version)).ok()?;
+    let file = PatchesFile::load(release_file::patches_path(root, version)).ok()?;
     rebuild::copy_ahead(
         TempDatabase::unswept(working, "validate"),
         &cache,
-        &wt.path,
+        root,
         version,
         &file,
     )
@@ -210,8 +220,10 @@ pub struct Step1<'a> {
 
 /// Step 1 of the validation (docs/releases.md): in `wt`, merges `other`
 /// (the patch into the release, or the release into the patch: the same
-/// tree), marks `id` staged in the release file and commits. `merge` and
-/// `pre-push` (hop.prePushTests) share it. Returns the release file.
+/// tree), marks `id` staged in the release file and commits
+/// ([`merge_commit`]), then checks the commit out. `pre-push`
+/// (hop.prePushTests) uses it; `merge` checks [`merge_commit`] out in its
+/// worktree at once. Returns the release file.
 pub fn merge_and_stage(
     wt: &Worktree,
     other: &str,
@@ -219,14 +231,35 @@ pub fn merge_and_stage(
     version: &Version,
     step: &Step1,
 ) -> Result<PatchesFile> {
-    if let Err(f) = wt
-        .git
-        .merge(&["--no-ff", "--no-commit", "-q", other], step.env)?
-    {
-        return Err(f.error(step.what, step.conflict_hint));
-    }
-    let toml = release_file::patches_path(&wt.path, version);
-    let mut file = PatchesFile::load(&toml)?;
+    let head = wt.git.head()?;
+    let commit = merge_commit(&wt.git, &head, other, id, version, step)?;
+    wt.git.run(&["checkout", "-q", "-f", "--detach", &commit])?;
+    PatchesFile::load(release_file::patches_path(&wt.path, version))
+}
+
+/// The commit of step 1: `theirs` merged into `ours` as `git merge --no-ff`
+/// merges them (`git merge-tree`: no work tree, index or ref is touched),
+/// with `id` staged at the end of the staged head of the release file; no
+/// merge commit when `theirs` is merged already, as with git. One git
+/// process instead of a merge, an add and a commit in a work tree.
+pub fn merge_commit(
+    git: &Git,
+    ours: &str,
+    theirs: &str,
+    id: &PatchId,
+    version: &Version,
+    step: &Step1,
+) -> Result<String> {
+    let tree = match git.merge_tree(ours, theirs)? {
+        Ok(tree) => tree,
+        Err(f) => return Err(f.error(step.what, step.conflict_hint)),
+    };
+    let rel = release_file::patches_rel(version);
+    let text = git.text_at(&tree, &rel).map_err(|e| {
+        e.context(format!("merging {}", step.what))
+            .hint("git hop-patch status tells where the patch stands")
+    })?;
+    let mut file = PatchesFile::parse(&rel, &text)?;
     if file.state(id.as_str()).is_none() {
         return Err(Error::new(format!(
             "Patch not found in candidates file: release {version} does not list {id}"
@@ -234,14 +267,18 @@ pub fn merge_and_stage(
         .hint("git hop-patch status tells where the patch stands"));
     }
     file.mark_staged(id.as_str())?;
-    file.save()?;
-    let rel = release_file::patches_rel(version);
-    wt.git.run(&["add", "--", &rel])?;
-    wt.git.run_env(
-        &["commit", "-q", "--no-verify", "-m", step.message],
+    let parents: Vec<&str> = if git.is_ancestor(theirs, ours)? {
+        vec![ours]
+    } else {
+        vec![ours, theirs]
+    };
+    git.commit_tree_changes(
+        &tree,
+        &[(rel, Some(file.to_string().into_bytes()))],
+        &parents,
+        step.message,
         step.env,
-    )?;
-    Ok(file)
+    )
 }
 
 /// The validation of patch `id` once its merge with the release (at

@@ -387,7 +387,7 @@ pub fn validate_patch_push(project: &Project, id: &PatchId, commit: &str) -> Res
     );
     // The validation database is copied ahead while git merges.
     let working = project.database(&DbOptions::default())?;
-    let prepared = validation::prepare(&scratch.project, &working, &wt, &version);
+    let prepared = validation::prepare(&scratch.project, &working, &wt.path, &version);
     // 1. Merge (the tree is the one `git hop-patch merge` would build).
     let file = validation::merge_and_stage(
         &wt,

@@ -521,6 +521,48 @@ fn generated_code_of_two_patches_in_one_schema_merges_cleanly() {
     pg::server().drop_db(&db_b);
 }
 
+/// Two patches writing the same file differently: the second merge names
+/// the conflicting file and the command that resolves it, and changes
+/// nothing, on origin or in the clone.
+#[test]
+fn a_merge_that_conflicts_names_the_files_and_changes_nothing() {
+    let p = Project::new();
+    let env = &p.env;
+    let dir = p.name.as_str();
+    env.release(dir, &["new", "minor"]).ok();
+    use_test_script(env, dir, "true\n");
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["stash", "-q"]).ok();
+    let db_b = p.clone_as("b");
+    env.git("b", &["switch", "-q", "ho-release/0.1.0"]).ok();
+    env.patch(dir, &["create", "2-api"]).ok();
+    env.git(dir, &["stash", "pop", "-q"]).ok();
+    env.git("b", &["pull", "-q", "--ff-only"]).ok();
+    env.patch("b", &["create", "1-auth"]).ok();
+    use_test_script(env, "b", "true\n");
+    for (d, id) in [(dir, "2-api"), ("b", "1-auth")] {
+        write(env, d, "notes.txt", &format!("{id}\n"));
+        env.patch(d, &["apply"]).ok();
+        env.git(d, &["add", "-A"]).ok();
+        env.git(d, &["commit", "-qm", id]).ok();
+    }
+    env.patch(dir, &["merge"]).ok();
+    let origin_release = || {
+        env.git("b", &["ls-remote", "origin", "ho-release/0.1.0"])
+            .out()
+    };
+    let before = origin_release();
+    let head = env.git("b", &["rev-parse", "HEAD"]).out();
+    env.patch("b", &["merge"])
+        .fails(1)
+        .stderr_has("merging ho-patch/1-auth into ho-release/0.1.0 conflicts in: notes.txt")
+        .stderr_has("git hop-patch sync");
+    assert_eq!(origin_release(), before);
+    assert_eq!(env.git("b", &["rev-parse", "HEAD"]).out(), head);
+    assert_eq!(env.git("b", &["status", "--porcelain"]).out(), "");
+    pg::server().drop_db(&db_b);
+}
+
 /// A merge interrupted after its push (origin has the staged release, the
 /// clone still has the patch branch checked out): the next merge finishes
 /// the local part instead of failing.

@@ -105,7 +105,9 @@ fn a_copy_from_a_template_equals_a_replay_and_runs_only_the_current_patch() {
 fn an_apply_refused_after_its_copy_began_leaves_the_working_database_and_no_copy() {
     let p = release_with_a_staged_head();
     let (env, dir) = (&p.env, p.name.as_str());
-    env.patch(dir, &["apply"]).ok().stdout_has("copied from template");
+    env.patch(dir, &["apply"])
+        .ok()
+        .stdout_has("copied from template");
     let server = pg::server();
     server.psql(&p.db, "CREATE TABLE kept (id int)");
     // The copy of the head's template starts before the patch is checked;

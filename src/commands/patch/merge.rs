@@ -34,6 +34,12 @@ pub fn run(args: Args) -> Result<()> {
     let id = preconditions::on_patch_branch(&project, "git hop-patch merge")?;
     preconditions::clean(&project)?;
     let (version, _) = preconditions::release_of_patch(&project, &id)?;
+    let working = project.database(&args.db.options(None))?;
+    // The validation database is copied ahead, from the staged head as the
+    // patch branch holds it, while origin is locked and fetched and git
+    // merges (docs/engine.md): the validation takes the copy only when it
+    // holds the release's staged head.
+    let ahead = validation::prepare(&project, &working, &project.root, &version);
     let git = &project.git;
     let release_branch = format!("{RELEASE_PREFIX}{version}");
     let patch_branch = id.branch();
@@ -97,7 +103,6 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     // Validate (temporary worktree and database, removed on every path).
-    let working = project.database(&args.db.options(None))?;
     let staged = validation::validate_merge(
         &project,
         &working,
@@ -106,6 +111,7 @@ pub fn run(args: Args) -> Result<()> {
         &patch_commit,
         &id,
         &[],
+        ahead,
     )?;
 
     // Publish in one atomic push, then move local refs.

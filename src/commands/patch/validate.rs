@@ -122,6 +122,7 @@ fn validate(args: &Args, report: &mut Report) -> Result<()> {
         &patch_commit,
         &id,
         IDENTITY,
+        None,
     )
     .map(|_| ())
 }
