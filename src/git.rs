@@ -76,6 +76,23 @@ impl Git {
         Some(commit.id)
     }
 
+    /// Whether gix knows for sure that the full ref name `rev` (`refs/…`)
+    /// does not exist: refs stored as files (not reftable, which gix does
+    /// not read), and neither a loose nor a packed ref of that name.
+    fn gix_ref_missing(&self, rev: &str) -> bool {
+        if !rev.starts_with("refs/") || rev.contains(['^', '~', ':', '@']) {
+            return false;
+        }
+        let Some(repo) = self.gix() else {
+            return false;
+        };
+        let files = repo
+            .config_snapshot()
+            .string("extensions.refStorage")
+            .is_none_or(|v| v.eq_ignore_ascii_case(b"files"));
+        files && matches!(repo.try_find_reference(rev), Ok(None))
+    }
+
     /// Runs git and returns what it printed, whatever its exit status.
     pub fn output(&self, args: &[&str], env: &[(&str, &str)]) -> Result<Output> {
         let mut cmd = duct::cmd(&self.bin, args)
@@ -560,6 +577,9 @@ impl Git {
         if let Some(id) = self.gix_commit(rev) {
             return Ok(Some(id.to_string()));
         }
+        if self.gix_ref_missing(rev) {
+            return Ok(None);
+        }
         let spec = format!("{rev}^{{commit}}");
         let out = self.output(&["rev-parse", "--verify", "--quiet", &spec], &[])?;
         Ok(if out.ok {
@@ -806,6 +826,20 @@ mod tests {
         // Written by the binary after gix opened the repository.
         let two = commit(&git, "two");
         assert_eq!(git.head().unwrap(), two);
+        assert!(git.gix_ref_missing("refs/heads/side"), "missing, for gix");
+        git.run(&["branch", "side", &one]).unwrap();
+        assert!(!git.gix_ref_missing("refs/heads/side"));
+        assert_eq!(
+            git.rev_parse("refs/heads/side").unwrap().as_deref(),
+            Some(one.as_str())
+        );
+        // Packed, then deleted: gix sees both.
+        git.run(&["pack-refs", "--all"]).unwrap();
+        assert!(!git.gix_ref_missing("refs/heads/side"));
+        git.run(&["branch", "-q", "-D", "side"]).unwrap();
+        assert!(git.gix_ref_missing("refs/heads/side"));
+        assert_eq!(git.rev_parse("refs/heads/side").unwrap(), None);
+        assert!(!git.gix_ref_missing("refs/heads/side^"), "not a ref name");
         git.run(&["branch", "side", &one]).unwrap();
         assert!(git.is_ancestor(&one, &two).unwrap());
         assert!(git.is_ancestor(&two, &two).unwrap());

@@ -21,9 +21,37 @@ pub fn development(project: &Project, command: &str) -> Result<()> {
 
 /// No tracked change and no untracked file (ignored files don't count).
 pub fn clean(project: &Project) -> Result<()> {
-    let out = project
-        .git
-        .run(&["status", "--porcelain", "--untracked-files=normal"])?;
+    clean_in(&project.git)
+}
+
+/// [`clean`], asked of git on a thread of its own while the command reads
+/// and checks the rest (a `git status` costs a few milliseconds): see
+/// [`CleanCheck::then`].
+pub fn start_clean(project: &Project) -> CleanCheck {
+    let dir = project.git.dir().to_path_buf();
+    CleanCheck(std::thread::spawn(move || {
+        clean_in(&crate::git::Git::new(dir)?)
+    }))
+}
+
+/// A [`clean`] check under way.
+pub struct CleanCheck(std::thread::JoinHandle<Result<()>>);
+
+impl CleanCheck {
+    /// `rest`'s result once the work tree is known to be clean; a work tree
+    /// that is not is the error, whatever `rest` found (as if [`clean`]
+    /// had run first). `rest` must change nothing.
+    pub fn then<T>(self, rest: impl FnOnce() -> Result<T>) -> Result<T> {
+        let found = rest();
+        self.0
+            .join()
+            .unwrap_or_else(|_| Err(Error::new("the check of the work tree stopped")))?;
+        found
+    }
+}
+
+fn clean_in(git: &crate::git::Git) -> Result<()> {
+    let out = git.run(&["status", "--porcelain", "--untracked-files=normal"])?;
     if out.trim().is_empty() {
         return Ok(());
     }

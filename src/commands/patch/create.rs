@@ -35,80 +35,85 @@ pub fn run(args: Args) -> Result<()> {
     let project = Project::from_cwd()?;
     preconditions::development(&project, "git hop-patch create")?;
     let version = preconditions::on_release_branch(&project, "git hop-patch create")?;
-    preconditions::clean(&project)?;
+    // The work tree is checked by git meanwhile; until the push nothing
+    // is changed (the commit is an unreferenced object).
+    let clean = preconditions::start_clean(&project);
     let git = &project.git;
-    let release_branch = format!("{RELEASE_PREFIX}{version}");
-    // No fetch first: the push below is a compare-and-swap on the release
-    // branch as this clone has it, on the number and on the branch, so a
-    // stale clone is refused by origin itself, and told why afterwards.
-    let origin = Origin::of(git)?;
-    let base = git
-        .rev_parse(&format!("refs/heads/{release_branch}"))?
-        .ok_or_else(|| Error::new(format!("branch {release_branch} not found")))?;
+    let (release_branch, origin, base, branch, reservation, commit) = clean.then(|| {
+        let release_branch = format!("{RELEASE_PREFIX}{version}");
+        // No fetch first: the push below is a compare-and-swap on the release
+        // branch as this clone has it, on the number and on the branch, so a
+        // stale clone is refused by origin itself, and told why afterwards.
+        let origin = Origin::of(git)?;
+        let base = git
+            .rev_parse(&format!("refs/heads/{release_branch}"))?
+            .ok_or_else(|| Error::new(format!("branch {release_branch} not found")))?;
 
-    // The release file, with the new candidate.
-    let toml_path = release_file::patches_path(&project.root, &version);
-    let rel_toml = toml_path
-        .strip_prefix(&project.root)
-        .unwrap_or(&toml_path)
-        .display()
-        .to_string();
-    let text = git.file_at(&base, &rel_toml)?;
-    let mut file = PatchesFile::parse(&toml_path, &text)?;
-    if file.state(id.as_str()).is_some() {
-        return Err(
-            Error::new(format!("patch {id} is already listed in {rel_toml}"))
-                .hint(format!("git switch {}", id.branch())),
-        );
-    }
-    if let Some(before) = &args.before
-        && !file.candidates().iter().any(|c| c == before)
-    {
-        return Err(Error::new(format!(
-            "Patch not found in candidates file: {before} is not a candidate of release {version}"
-        ))
-        .hint(format!("candidates: {}", list_or_none(&file.candidates()))));
-    }
-    file.add_candidate(id.as_str(), args.before.as_deref())?;
+        // The release file, with the new candidate.
+        let toml_path = release_file::patches_path(&project.root, &version);
+        let rel_toml = toml_path
+            .strip_prefix(&project.root)
+            .unwrap_or(&toml_path)
+            .display()
+            .to_string();
+        let text = git.file_at(&base, &rel_toml)?;
+        let mut file = PatchesFile::parse(&toml_path, &text)?;
+        if file.state(id.as_str()).is_some() {
+            return Err(
+                Error::new(format!("patch {id} is already listed in {rel_toml}"))
+                    .hint(format!("git switch {}", id.branch())),
+            );
+        }
+        if let Some(before) = &args.before
+            && !file.candidates().iter().any(|c| c == before)
+        {
+            return Err(Error::new(format!(
+                "Patch not found in candidates file: {before} is not a candidate of release {version}"
+            ))
+            .hint(format!("candidates: {}", list_or_none(&file.candidates()))));
+        }
+        file.add_candidate(id.as_str(), args.before.as_deref())?;
 
-    // Free locally and on origin?
-    let branch = id.branch();
-    let reservation = patch_reservation(id.number());
-    if git.rev_parse(&format!("refs/heads/{branch}"))?.is_some() {
-        return Err(Error::new(format!("branch {branch} already exists"))
-            .hint(format!("git switch {branch}")));
-    }
-    // What this clone knows (its own reservations, origin's branches as
-    // last fetched); origin's other reservations and branches are found by
-    // the push, whose compare-and-swap refuses a number taken meanwhile.
-    if let Some(commit) = git.rev_parse(&reservation)? {
-        return Err(taken_error(git, id.number(), &commit));
-    }
-    if origin.is_some()
-        && git
-            .rev_parse(&format!("refs/remotes/{REMOTE}/{branch}"))?
-            .is_some()
-    {
-        return Err(branch_on_origin(&branch));
-    }
+        // Free locally and on origin?
+        let branch = id.branch();
+        let reservation = patch_reservation(id.number());
+        if git.rev_parse(&format!("refs/heads/{branch}"))?.is_some() {
+            return Err(Error::new(format!("branch {branch} already exists"))
+                .hint(format!("git switch {branch}")));
+        }
+        // What this clone knows (its own reservations, origin's branches as
+        // last fetched); origin's other reservations and branches are found by
+        // the push, whose compare-and-swap refuses a number taken meanwhile.
+        if let Some(commit) = git.rev_parse(&reservation)? {
+            return Err(taken_error(git, id.number(), &commit));
+        }
+        if origin.is_some()
+            && git
+                .rev_parse(&format!("refs/remotes/{REMOTE}/{branch}"))?
+                .is_some()
+        {
+            return Err(branch_on_origin(&branch));
+        }
 
-    // Build the commit, push everything at once, then move local refs.
-    let readme_rel = format!("Patches/{id}/README.md");
-    let readme = match &args.description {
-        Some(d) => format!("# {id}\n\n{}\n", d.trim()),
-        None => format!("# {id}\n"),
-    };
-    let commit = git.commit_changes(
-        &base,
-        &[
-            (rel_toml.clone(), Some(file.to_string().into_bytes())),
-            (readme_rel.clone(), Some(readme.into_bytes())),
-        ],
-        &format!(
-            "[hop] create patch {id} in release {version}{}",
-            crate::origin::unique_trailer()
-        ),
-    )?;
+        // Build the commit, push everything at once, then move local refs.
+        let readme_rel = format!("Patches/{id}/README.md");
+        let readme = match &args.description {
+            Some(d) => format!("# {id}\n\n{}\n", d.trim()),
+            None => format!("# {id}\n"),
+        };
+        let commit = git.commit_changes(
+            &base,
+            &[
+                (rel_toml.clone(), Some(file.to_string().into_bytes())),
+                (readme_rel.clone(), Some(readme.into_bytes())),
+            ],
+            &format!(
+                "[hop] create patch {id} in release {version}{}",
+                crate::origin::unique_trailer()
+            ),
+        )?;
+        Ok((release_branch, origin, base, branch, reservation, commit))
+    })?;
     if let Some(o) = &origin
         && let Err(e) = o.push(&[
             RefUpdate::update(format!("refs/heads/{release_branch}"), &commit, &base),
