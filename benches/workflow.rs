@@ -35,8 +35,9 @@
 //! `HOP_BENCH_TRACE=1` runs `apply` and `merge` once more at each measured
 //! patch and prints their output lines with their times
 //! (`HOP_BENCH_STRACE=FILE` adds the processes they start);
-//! `HOP_BENCH_PAUSE=FILE` stops at the last patch with the environment in
-//! FILE, to try commands by hand.
+//! `HOP_BENCH_PAUSE=FILE` stops at the last patch (with
+//! `HOP_BENCH_PAUSE_AT=upgrade`, before the upgrade, in the production
+//! clone) with the environment in FILE, to try commands by hand.
 
 mod support;
 
@@ -492,13 +493,21 @@ fn floor_commit(env: &Env, n: usize) -> String {
     ])
 }
 
-/// With `HOP_BENCH_PAUSE=FILE`, writes to FILE the shell variables of
-/// the bench's environment (to try commands by hand in the scenario, at
-/// its last patch), then waits until FILE.go exists.
-fn pause(env: &Env, server: &Server, dir: &str) {
+/// With `HOP_BENCH_PAUSE=FILE` (and `HOP_BENCH_PAUSE_AT` naming `at`,
+/// `patch` by default), writes to FILE the shell variables of the bench's
+/// environment (to try commands by hand in the scenario, in `dir`), then
+/// waits until FILE.go exists.
+fn pause(env: &Env, server: &Server, dir: &str, at: &str) {
     let Some(file) = std::env::var_os("HOP_BENCH_PAUSE") else {
         return;
     };
+    if std::env::var("HOP_BENCH_PAUSE_AT")
+        .as_deref()
+        .unwrap_or("patch")
+        != at
+    {
+        return;
+    }
     let file = std::path::PathBuf::from(file);
     let mut text = String::new();
     for (k, v) in env.vars() {
@@ -700,7 +709,7 @@ fn main() {
             &driver(std::iter::once(k), "BEGIN;", "ROLLBACK;"),
         );
         if k == PATCHES {
-            pause(&env, &server, DIR);
+            pause(&env, &server, DIR, "patch");
         }
         if AT.contains(&k) {
             let floor = b.floor(floor_db, &own);
@@ -849,6 +858,7 @@ fn main() {
             String::from_utf8_lossy(&out.stderr)
         );
     }));
+    pause(&env, &server, PROD, "upgrade");
     let prod_state = RepoState::save(&env, PROD, false);
     let t = b.repeated(
         &[&prod_state],

@@ -40,7 +40,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -678,7 +678,9 @@ impl Blocked {
 struct Watch {
     pid: Arc<AtomicI32>,
     seen: Arc<Mutex<Option<Blocked>>>,
-    stop: Arc<AtomicBool>,
+    /// Dropped to stop the watch: the thread wakes at once, not at the end
+    /// of its pause (the upgrade would wait for it).
+    stop: Option<std::sync::mpsc::Sender<()>>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -686,12 +688,12 @@ impl Watch {
     fn start(params: &ConnParams) -> Watch {
         let pid = Arc::new(AtomicI32::new(0));
         let seen = Arc::new(Mutex::new(None));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (p, s, st) = (pid.clone(), seen.clone(), stop.clone());
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (p, s) = (pid.clone(), seen.clone());
         let params = params.clone();
         let handle = std::thread::spawn(move || {
             let mut client: Option<postgres::Client> = None;
-            while !st.load(Ordering::Relaxed) {
+            loop {
                 let backend = p.load(Ordering::Relaxed);
                 if backend != 0 {
                     if client.is_none() {
@@ -704,13 +706,16 @@ impl Watch {
                         *slot = Some(b);
                     }
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                match stopped.recv_timeout(Duration::from_millis(100)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => break,
+                }
             }
         });
         Watch {
             pid,
             seen,
-            stop,
+            stop: Some(stop),
             handle: Some(handle),
         }
     }
@@ -722,7 +727,7 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
