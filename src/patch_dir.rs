@@ -192,6 +192,14 @@ pub fn patch_sha256(patch_dir: &Path) -> Result<String> {
     sha256_of(&steps(patch_dir)?)
 }
 
+/// [`patch_sha256`], and whether the patch has a Python step: what names a
+/// template (docs/engine.md) without checking the files' statements.
+pub fn sha256_and_python(patch_dir: &Path) -> Result<(String, bool)> {
+    let steps = steps(patch_dir)?;
+    let python = steps.iter().any(|s| s.kind == StepKind::Python);
+    Ok((sha256_of(&steps)?, python))
+}
+
 fn sha256_of(steps: &[Step]) -> Result<String> {
     let mut hasher = Sha256::new();
     for step in steps {

@@ -35,8 +35,10 @@ pub fn patch_order(file: &PatchesFile, current: Option<&PatchId>) -> Result<Vec<
 
 /// Starts copying into `temp` (not created yet) the template of the
 /// staged head of release `version` (`file`) as `root` holds it
-/// ([`template::Prepared`]). `None` when the staged patches cannot be read
-/// as they are (the rebuild that follows reports it).
+/// ([`template::Prepared`]): the patches' SHA-256 name it, up to the first
+/// with a Python step, read without checking their statements (the
+/// rebuild checks them, and takes the copy only if its own keys name the
+/// same template). `None` when the staged patches cannot be read.
 pub fn copy_ahead(
     temp: crate::db::temp::TempDatabase,
     cache: &template::Cache,
@@ -44,14 +46,17 @@ pub fn copy_ahead(
     version: &Version,
     file: &PatchesFile,
 ) -> Option<template::Prepared> {
-    let mut to_run = Vec::new();
+    let mut shas = Vec::new();
     for id in patch_order(file, None).ok()? {
-        let dir = root.join("Patches").join(id.as_str());
-        to_run.push(PatchToRun { id, dir });
+        let (sha, python) =
+            crate::patch_dir::sha256_and_python(&root.join("Patches").join(id.as_str())).ok()?;
+        if python {
+            break;
+        }
+        shas.push(sha);
     }
-    let staged = runner::check(&to_run, root).ok()?;
     let production = snapshot::current_version(root).ok()?;
-    template::Prepared::start(temp, cache, root, &production, version, &staged).ok()
+    template::Prepared::start(temp, cache, root, &production, version, shas).ok()
 }
 
 /// How a rebuild starts: a full replay, or from this clone's template

@@ -236,20 +236,19 @@ impl Drop for Copying {
 
 impl Prepared {
     /// Starts copying into `temp` (not created yet) the template of the
-    /// longest prefix of `staged` (the release's staged head as committed,
-    /// checked in `root`) that this clone has; nothing when it has none, or
-    /// when the server refuses (the rebuild then says why).
+    /// longest prefix of the staged patches whose SHA-256 are `shas` (the
+    /// cacheable part of the release's staged head in `root`) that this
+    /// clone has; nothing when it has none, or when the server refuses
+    /// (the rebuild then says why).
     pub fn start(
         temp: temp::TempDatabase,
         cache: &Cache,
         root: &Path,
         production: &Version,
         release: &Version,
-        staged: &Checked,
+        shas: Vec<String>,
     ) -> Result<Prepared> {
-        let head = cacheable(staged, staged.len());
         let state = snapshot_state(root, production)?;
-        let shas: Vec<String> = (0..head).map(|i| staged.sha256(i).to_string()).collect();
         let target = Database {
             source: temp.db.source,
             params: temp.db.params.clone(),
@@ -467,19 +466,22 @@ pub fn create_from_template(
         Ahead::Target(key) => (Some(key), None),
         Ahead::Beside(p) => (None, Some(*p)),
     };
-    if copied.as_deref() != Some(keys[have].as_str())
-        && let Err(e) = replace_by_copy(&mut c, target, &source, &keys[have], beside)
-    {
-        return Ok(Err(Fallback(e.message)));
+    let mut ahead = copied.as_deref() == Some(keys[have].as_str());
+    if !ahead {
+        match replace_by_copy(&mut c, target, &source, &keys[have], beside) {
+            Ok(used) => ahead = used,
+            Err(e) => return Ok(Err(Fallback(e.message))),
+        }
     }
     let _ = writeln!(
         out,
-        "database {}: copied from template {source} (production snapshot {production}{}){meanwhile}",
+        "database {}: copied from template {source} (production snapshot {production}{}){}{meanwhile}",
         target.name(),
         match from {
             0 => String::new(),
             n => format!(" and {n} staged patch(es)"),
-        }
+        },
+        if ahead { ", ahead" } else { "" }
     );
     let run = run_rest(target, release, checked, from, root, extra_env, out).map(Ok);
     evict_later(c, cache, made, used);
@@ -494,16 +496,17 @@ pub fn create_from_template(
 /// transaction with the removal of its temporary mark: the drop costs no
 /// time, and a killed run leaves either the old database, or none (the
 /// next `apply` makes it), beside a marked copy a later run sweeps.
+/// Returns whether `beside` was the copy.
 fn replace_by_copy(
     c: &mut postgres::Client,
     target: &Database,
     source: &str,
     key: &str,
     beside: Option<Prepared>,
-) -> Result<()> {
+) -> Result<bool> {
     if target.note.is_some() {
         target.drop_via(c)?;
-        return target.create_via(c, Some(source));
+        return target.create_via(c, Some(source)).map(|()| false);
     }
     let old = Database {
         source: target.source,
@@ -513,12 +516,12 @@ fn replace_by_copy(
     };
     let dropping = std::thread::spawn(move || old.drop_via(&mut old.connect_maintenance()?));
     // A copy of another template (or none) is dropped, in the background.
-    let (copy, made) = match beside.map(Prepared::finish) {
-        Some((copy, Some(k))) if k == key => (copy, Ok(())),
+    let (copy, made, used) = match beside.map(Prepared::finish) {
+        Some((copy, Some(k))) if k == key => (copy, Ok(()), true),
         _ => {
             let copy = temp::TempDatabase::unswept(target, "copy");
             let made = copy.db.create_via(c, Some(source));
-            (copy, made)
+            (copy, made, false)
         }
     };
     let dropped = dropping
@@ -535,6 +538,7 @@ fn replace_by_copy(
     .map_err(|e| {
         crate::db::database::sql_error(&format!("cannot rename the copy to {}", target.name()), e)
     })
+    .map(|()| used)
     // `copy` is dropped now: a drop of a database that no longer has its
     // name, done meanwhile by the server (and nothing on a failure path
     // but the copy).

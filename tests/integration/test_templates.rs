@@ -35,9 +35,11 @@ fn release_with_a_staged_head() -> Project {
         env.git(dir, &["add", "-A"]).ok();
         env.git(dir, &["commit", "-qm", id]).ok();
         // The validation's database is copied from the template of the
-        // staged head; the new head's template is made meanwhile.
+        // staged head, ahead (while origin is locked and git merges); the
+        // new head's template is made meanwhile.
         env.patch(dir, &["merge"])
             .ok()
+            .stdout_has("), ahead; template ")
             .stdout_has("of the staged head is made meanwhile");
     }
     env.patch(dir, &["create", "3-c"]).ok();
@@ -61,9 +63,11 @@ fn a_copy_from_a_template_equals_a_replay_and_runs_only_the_current_patch() {
     let (env, dir) = (&p.env, p.name.as_str());
     // The merge of 2-b left the template of the head 1-a, 2-b.
     let r = env.patch(dir, &["apply"]);
+    // Copied ahead, beside the working database, while the patch was
+    // checked.
     r.ok()
         .stdout_has("copied from template")
-        .stdout_has("and 2 staged patch(es)");
+        .stdout_has("and 2 staged patch(es)), ahead");
     assert!(!r.stdout.contains("made once"), "{}", r.stdout);
     r.stdout_has("applied 1 patch(es)");
     // The copy renamed in place of the working database keeps no mark of a
