@@ -258,7 +258,6 @@ impl Prepared {
         let (cache, release) = (cache.clone(), release.clone());
         let copy = std::thread::spawn(move || {
             let mut c = target.connect_maintenance().ok()?;
-            temp::drop_stale_via(&mut c);
             let (_, true, server) = role_and_server(&mut c).ok()? else {
                 return None;
             };
@@ -270,6 +269,8 @@ impl Prepared {
                     .find(|t| t.clone_id == cache.clone_id && &t.key == k)
                     .map(|t| (k.clone(), t.name.clone()))
             })?;
+            // (Leftovers are swept by the rebuild, on its own connection,
+            // while this copies: the rebuild waits for the copy.)
             target.create_via(&mut c, Some(&name)).ok()?;
             Some(key)
         });
