@@ -17,7 +17,8 @@
 //!
 //! - `--help`, `status`, a hook with nothing to do (the installed
 //!   `post-merge` and `pre-push` files, as git runs them);
-//! - `release new` and `patch create`, beside the floor of one push;
+//! - `release new` and `patch create`, beside the floor of the push they
+//!   make (a new commit of two files, to three refs, atomically);
 //! - `patch apply` at patches 1, 10 and PATCHES, with templates and with
 //!   replays (`hop.templateCache 0`), beside the patch's own SQL;
 //! - `patch merge` at the same patches, with templates and with replays,
