@@ -871,11 +871,8 @@ mod tests {
         assert!(!git.is_ancestor(&two, &z).unwrap());
     }
 
-    /// A commit made through gix holds what the binary's would: the
-    /// parent's tree with files added, changed (mode 100644) and removed,
-    /// nested folders included, the configured identity and the message.
-    #[test]
-    fn commit_changes_edits_the_parents_tree_only() {
+    /// A new repository on branch `main` whose identity is Ann's.
+    fn repo_of_ann() -> (tempfile::TempDir, Git) {
         let tmp = tempfile::tempdir().unwrap();
         let env = crate::git::TEST_ENV;
         let git = Git::new(tmp.path()).unwrap();
@@ -883,6 +880,16 @@ mod tests {
         git.run_env(&["config", "user.name", "Ann"], &env).unwrap();
         git.run_env(&["config", "user.email", "ann@example.com"], &env)
             .unwrap();
+        (tmp, git)
+    }
+
+    /// A commit made through gix holds what the binary's would: the
+    /// parent's tree with files added, changed (mode 100644) and removed,
+    /// nested folders included, the configured identity and the message.
+    #[test]
+    fn commit_changes_edits_the_parents_tree_only() {
+        let (tmp, git) = repo_of_ann();
+        let env = crate::git::TEST_ENV;
         std::fs::create_dir_all(tmp.path().join("d/e")).unwrap();
         for (f, t) in [("a.txt", "a"), ("d/b.txt", "b"), ("d/e/c.txt", "c")] {
             std::fs::write(tmp.path().join(f), t).unwrap();
@@ -922,13 +929,8 @@ mod tests {
     /// in process or, with an identity in the environment, by the binary.
     #[test]
     fn merge_tree_merges_like_git_merge_or_names_the_conflicts() {
-        let tmp = tempfile::tempdir().unwrap();
+        let (tmp, git) = repo_of_ann();
         let env = crate::git::TEST_ENV;
-        let git = Git::new(tmp.path()).unwrap();
-        git.run_env(&["init", "-q", "-b", "main"], &env).unwrap();
-        git.run_env(&["config", "user.name", "Ann"], &env).unwrap();
-        git.run_env(&["config", "user.email", "ann@example.com"], &env)
-            .unwrap();
         let commit = |files: &[(&str, &str)], msg: &str| {
             for (f, t) in files {
                 std::fs::write(tmp.path().join(f), t).unwrap();

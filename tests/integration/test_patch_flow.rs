@@ -485,11 +485,10 @@ fn seed_quick_start_with_half_orm_and_pytest() {
     env.patch(dir, &["merge"]).ok().stdout_has("tests passed");
 }
 
-/// Two patches adding tables to the same schema, each with its generated
-/// code committed: syncing one onto the other does not conflict, and the
-/// merged code validates.
-#[test]
-fn generated_code_of_two_patches_in_one_schema_merges_cleanly() {
+/// Release 0.1.0 with patch 2-api in the project's clone and 1-auth in a
+/// second clone "b" (whose database is returned), both with a trivial
+/// test command and neither merged.
+fn two_clones_two_patches() -> (Project, String) {
     let p = Project::new();
     let env = &p.env;
     let dir = p.name.as_str();
@@ -504,6 +503,17 @@ fn generated_code_of_two_patches_in_one_schema_merges_cleanly() {
     env.git("b", &["pull", "-q", "--ff-only"]).ok();
     env.patch("b", &["create", "1-auth"]).ok();
     use_test_script(env, "b", "true\n");
+    (p, db_b)
+}
+
+/// Two patches adding tables to the same schema, each with its generated
+/// code committed: syncing one onto the other does not conflict, and the
+/// merged code validates.
+#[test]
+fn generated_code_of_two_patches_in_one_schema_merges_cleanly() {
+    let (p, db_b) = two_clones_two_patches();
+    let env = &p.env;
+    let dir = p.name.as_str();
     for (d, id, table) in [(dir, "2-api", "api_key"), ("b", "1-auth", "auth")] {
         write(
             env,
@@ -526,20 +536,9 @@ fn generated_code_of_two_patches_in_one_schema_merges_cleanly() {
 /// nothing, on origin or in the clone.
 #[test]
 fn a_merge_that_conflicts_names_the_files_and_changes_nothing() {
-    let p = Project::new();
+    let (p, db_b) = two_clones_two_patches();
     let env = &p.env;
     let dir = p.name.as_str();
-    env.release(dir, &["new", "minor"]).ok();
-    use_test_script(env, dir, "true\n");
-    env.git(dir, &["add", "-A"]).ok();
-    env.git(dir, &["stash", "-q"]).ok();
-    let db_b = p.clone_as("b");
-    env.git("b", &["switch", "-q", "ho-release/0.1.0"]).ok();
-    env.patch(dir, &["create", "2-api"]).ok();
-    env.git(dir, &["stash", "pop", "-q"]).ok();
-    env.git("b", &["pull", "-q", "--ff-only"]).ok();
-    env.patch("b", &["create", "1-auth"]).ok();
-    use_test_script(env, "b", "true\n");
     for (d, id) in [(dir, "2-api"), ("b", "1-auth")] {
         write(env, d, "notes.txt", &format!("{id}\n"));
         env.patch(d, &["apply"]).ok();
