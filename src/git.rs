@@ -321,8 +321,14 @@ impl Git {
     /// (`git merge-tree --write-tree`: no work tree, index or ref is
     /// touched). On failure, the conflicting files, or git's message.
     pub fn merge_tree(&self, ours: &str, theirs: &str) -> Result<Result<String, MergeFailure>> {
+        // Attributes (merge drivers, `merge=union`…) from `ours`, as a
+        // `git merge` in a work tree checked out at `ours` reads them
+        // (`attr.tree`, git ≥ 2.42; older git reads the work tree's).
+        let attr = format!("attr.tree={ours}");
         let out = self.output(
             &[
+                "-c",
+                &attr,
                 "merge-tree",
                 "--write-tree",
                 "--name-only",
@@ -550,18 +556,11 @@ impl Git {
             .map(|v| v.to_string())
     }
 
-    /// The content of `path` at revision `rev` (`git show REV:PATH`).
+    /// The content of `path` at revision `rev`, trailing white space cut
+    /// ([`Git::text_at`] as stored).
     pub fn file_at(&self, rev: &str, path: &str) -> Result<String> {
-        if let Some(text) = self.gix().and_then(|repo| {
-            let id = repo
-                .rev_parse_single(format!("{rev}:{path}").as_str())
-                .ok()?;
-            let blob = id.object().ok()?;
-            String::from_utf8(blob.data.clone()).ok()
-        }) {
-            return Ok(text.trim_end().to_string());
-        }
-        self.run(&["show", &format!("{rev}:{path}")])
+        self.text_at(rev, path)
+            .map(|text| text.trim_end().to_string())
     }
 
     /// The commit HEAD points at.

@@ -140,6 +140,44 @@ fn an_apply_refused_after_its_copy_began_leaves_the_working_database_and_no_copy
     assert_eq!(copies.trim(), "0", "the copy made ahead was left");
 }
 
+/// A patch branch behind its release (another patch merged since it was
+/// made): the copy the merge makes ahead, from the patch branch's staged
+/// head, is not the release's; the validation copies the right template
+/// instead, and the merge goes through.
+#[test]
+fn a_merge_of_a_branch_behind_its_release_does_not_take_the_stale_copy() {
+    let p = release_with_a_staged_head();
+    let (env, dir) = (&p.env, p.name.as_str());
+    // 3-c as it is; then 4-d made from the same release, merged first.
+    env.patch(dir, &["apply"]).ok();
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "3-c"]).ok();
+    env.git(dir, &["switch", "-q", "ho-release/0.1.0"]).ok();
+    env.patch(dir, &["create", "4-d"]).ok();
+    write(env, dir, "Patches/4-d/01.sql", "CREATE TABLE d (id int);\n");
+    env.patch(dir, &["apply"]).ok();
+    env.git(dir, &["add", "-A"]).ok();
+    env.git(dir, &["commit", "-qm", "4-d"]).ok();
+    env.patch(dir, &["merge"])
+        .ok()
+        .stdout_has("), ahead; template ");
+    // 3-c's branch holds the head 1-a, 2-b; the release's is 1-a, 2-b, 4-d.
+    env.git(dir, &["switch", "-q", "ho-patch/3-c"]).ok();
+    let r = env.patch(dir, &["merge"]);
+    r.ok()
+        .stdout_has("and 3 staged patch(es))")
+        .stdout_has("merged 3-c into ho-release/0.1.0");
+    assert!(!r.stdout.contains(", ahead"), "{}", r.stdout);
+    let left = pg::server().psql(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE starts_with(datname, '{}_hop_validate_')",
+            p.db
+        ),
+    );
+    assert_eq!(left.trim(), "0");
+}
+
 #[test]
 fn a_template_with_a_session_open_falls_back_to_a_replay() {
     let p = release_with_a_staged_head();
@@ -387,6 +425,17 @@ fn a_changed_staged_patch_or_a_new_snapshot_gives_a_new_template() {
         .stdout_has("the staged head (1 patch(es) on the template of 1)")
         .stdout_has("and 2 staged patch(es)");
     assert_eq!(r.stdout.matches("made once").count(), 1, "{}", r.stdout);
+    // What was copied ahead (the template of 1-a, the longest there was)
+    // is not the template copied: it was dropped, and a copy made.
+    assert!(!r.stdout.contains(", ahead"), "{}", r.stdout);
+    let copies = srv.psql(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE starts_with(datname, '{}_hop_copy_')",
+            p.db
+        ),
+    );
+    assert_eq!(copies.trim(), "0");
     assert_eq!(srv.psql(&p.db, "SELECT count(*) FROM b"), "2");
     let edited = dumps(&p.db);
     // Made once: the next apply copies it.

@@ -105,6 +105,11 @@ fn patch_create_refuses_bad_input_and_wrong_state() {
     env.patch(dir, &["create", "2-x"])
         .fails(1)
         .stderr_has("Repository is not clean: stray.txt");
+    // git status runs beside the other checks: a dirty tree is still the
+    // error told, whatever else is wrong.
+    env.patch(dir, &["create", "2-x", "--before", "1-nope"])
+        .fails(1)
+        .stderr_has("Repository is not clean: stray.txt");
     std::fs::remove_file(env.path(dir).join("stray.txt")).unwrap();
     let before = p.local_state(dir);
     env.patch(dir, &["create", "2-x", "--before", "1-nope"])
